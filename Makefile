@@ -1,0 +1,40 @@
+# facedit — the two set-up commands are `make demo` and `make test`; both install what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+DEMO_OUT ?= demo-output
+
+.PHONY: demo test lint install install-dev bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch is installed on its own first, pinned, so pip takes the local CPU build.
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(VENV)/bin/facedit demo --out $(DEMO_OUT)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+
+test: install-dev lint
+	$(PY) -m pytest -q
+
+bench: install-dev
+	$(PY) bench/poisson.py
+	$(PY) bench/models.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The facedit HTTP API (FastAPI); imports no torch. Entry point: ``api.app:create_app``."""

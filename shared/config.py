@@ -1,0 +1,71 @@
+"""Settings from the environment (``FACEDIT_*``), in one place.
+
+Defaults give the embedded runtime: SQLite file and local-directory storage under
+``FACEDIT_DATA_DIR``, no broker, models on the best available device.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "facedit"
+
+
+class Settings(BaseSettings):
+    """Every ``FACEDIT_*`` variable the system reads. README.md documents each."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEDIT_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str = ""
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    storage_url: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    weights_dir: Path | None = None
+    models: str = "auto"
+    device: str = "auto"
+    batch_size: int = Field(default=8, ge=1, le=256)
+    max_image_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=64_000_000, ge=64 * 64)
+    min_image_side: int = Field(default=64, ge=1)
+    max_attempts: int = Field(default=3, ge=1)
+    lease_seconds: int = Field(default=600, ge=1)
+    # Distributed runtime: queue, API limits, presigned URLs, webhooks, the worker's sweep.
+    queue: str = Field(default="facedit", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    s3_public_endpoint_url: str | None = None  # the S3 endpoint clients reach (presigned URLs)
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    api_max_batch_images: int = Field(default=1000, ge=1)
+    url_expires_seconds: int = Field(default=3600, ge=60, le=604800)
+    webhook_secret: str = ""
+    webhook_allow_hosts: str = ""  # comma-separated hosts allowed over plain http
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_retry_seconds: float = Field(default=5.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    # Client side (`facedit submit` / `facedit status`).
+    api_url: str = "http://127.0.0.1:8000"
+    api_key: str = ""
+
+    @model_validator(mode="after")
+    def _fill_embedded_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'facedit.db'}"
+        if not self.storage_url:
+            self.storage_url = f"file://{self.data_dir / 'storage'}"
+        if self.weights_dir is None:
+            self.weights_dir = self.data_dir / "weights"
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

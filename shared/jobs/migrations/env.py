@@ -1,0 +1,45 @@
+"""Alembic environment: runs on the connection that ``JobStore.migrate`` hands over.
+
+Run from the command line, ``alembic -c shared/jobs/migrations/alembic.ini upgrade head``
+reads the database URL from ``FACEDIT_DATABASE_URL`` (or the embedded default).
+"""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Connection
+
+from shared.jobs.models import Base
+
+
+def run_on(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_online() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        run_on(connection)
+        return
+
+    from shared.config import get_settings
+    from shared.jobs.store import JobStore
+
+    store = JobStore(get_settings().database_url)
+    try:
+        with store._migration_connection() as connection:
+            run_on(connection)
+    finally:
+        store.close()
+
+
+if context.is_offline_mode():
+    raise SystemExit("facedit migrations run online only (JobStore.migrate)")
+run_online()

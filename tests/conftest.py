@@ -1,0 +1,34 @@
+"""Shared test fixtures. Real services come from tests/fixtures/services.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["tests.fixtures.services"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _faces_root() -> Path:
+    env = os.environ.get("FACEDIT_TEST_FACES_DIR")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "faces"
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """The research-only face photos (``../shared/data/faces``); read by path, never copied."""
+    root = _faces_root()
+    if not (root / "dev").is_dir():
+        raise RuntimeError(
+            f"face photos not found at {root}; set FACEDIT_TEST_FACES_DIR to the folder "
+            "holding dev/ and photos/"
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def dev_faces(faces_dir: Path) -> list[Path]:
+    return sorted(p for p in (faces_dir / "dev").iterdir() if p.suffix.lower() in {".jpg", ".png"})
