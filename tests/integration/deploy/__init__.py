@@ -1,0 +1,1 @@
+"""Helpers for tests/integration/test_deploy_manifests.py: offline validators and parsers."""
