@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,align]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -35,6 +35,7 @@ test: install-dev lint
 bench: install-dev
 	$(PY) bench/poisson.py
 	$(PY) bench/models.py
+	$(PY) bench/queue.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

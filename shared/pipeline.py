@@ -1,0 +1,318 @@
+"""The staged edit pipeline: tensors in, tensors out.
+
+    original ─► invert ─► edit ─► generate ─► differential activation ─► refine mask
+                                                          │
+    result ◄─ keep outside ◄─ suppress ◄─ naive blend ◄───┘
+
+Each stage is a plain function over a batch ``(B, …)``; :class:`EditPipeline` is the short
+sequence of stage calls that the CLI, the embedded runner and the Celery workers share.
+Every stage is deterministic (the generator uses its stored noise buffers), and no stage
+mixes batch items, so a batch of B images gives the same results as B single runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from shared.edits import EditSpec
+from shared.errors import InvalidEditRequest, ModelUnavailable
+
+if TYPE_CHECKING:
+    from shared.bundle import ModelBundle
+
+ACTIVATIONS = ("feature_diff", "diffcam")
+STAGES = ("invert", "edit", "generate", "mask", "blend", "suppress")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Per-request pipeline options (all JSON-serialisable; documented in README)."""
+
+    activation: str = "feature_diff"
+    suppressor: str = "maresunet"
+    output_size: int | None = None  # None: the bundle's native output size
+    mask_threshold: float = 0.05  # mask values below this become 0 (after normalisation)
+    mask_dilate: int = 0  # dilation radius, pixels at output size
+    mask_feather: float = 0.0  # Gaussian sigma, pixels at output size
+    keep_outside: bool = True  # copy the original back outside the (dilated) edit region
+    keep_outside_margin: float = 0.04  # margin around the region, fraction of the image side
+    intermediates: bool = False
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None) -> PipelineConfig:
+        options = dict(options or {})
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise InvalidEditRequest(f"options: unknown pipeline option(s) {unknown}")
+        config = cls(**options)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        from shared.blend import SUPPRESSOR_NAMES
+
+        if self.activation not in ACTIVATIONS:
+            raise InvalidEditRequest(
+                f"activation: {self.activation!r} is not one of {list(ACTIVATIONS)}"
+            )
+        if self.suppressor not in SUPPRESSOR_NAMES:
+            raise InvalidEditRequest(
+                f"suppressor: {self.suppressor!r} is not one of {list(SUPPRESSOR_NAMES)}"
+            )
+        if self.output_size is not None and not 64 <= int(self.output_size) <= 4096:
+            raise InvalidEditRequest(f"output_size: {self.output_size} is outside [64, 4096]")
+        if not 0.0 <= self.mask_threshold < 1.0:
+            raise InvalidEditRequest("mask_threshold: must be in [0, 1)")
+        if not 0 <= self.mask_dilate <= 256:
+            raise InvalidEditRequest("mask_dilate: must be in [0, 256] pixels")
+        if not 0.0 <= self.mask_feather <= 256.0:
+            raise InvalidEditRequest("mask_feather: must be in [0, 256] pixels")
+        if not 0.0 <= self.keep_outside_margin <= 0.5:
+            raise InvalidEditRequest("keep_outside_margin: must be in [0, 0.5]")
+
+    def to_options(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class PipelineOutput:
+    result: torch.Tensor  # (B,3,S,S) in [0,1]
+    mask: torch.Tensor  # (B,1,S,S) in [0,1]
+    edited: torch.Tensor  # generated edited image at output size
+    naive: torch.Tensor  # naive composite
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def intermediates(self) -> dict[str, torch.Tensor]:
+        return {"mask": self.mask, "edited": self.edited, "naive": self.naive, **self.extras}
+
+
+# ---------------------------------------------------------------- stages
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Square resize: area when shrinking, bicubic (clamped) when enlarging."""
+    if images.shape[-2:] == (size, size):
+        return images
+    if images.shape[-1] > size:
+        return F.interpolate(images, size=(size, size), mode="area")
+    out = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False)
+    return out.clamp(0.0, 1.0) if images.min() >= 0 else out
+
+
+def invert(encoder: torch.nn.Module, images01: torch.Tensor, encoder_size: int) -> torch.Tensor:
+    """Images in [0,1] → W+ (B, L, D), the encoder's ``latent_avg`` included."""
+    x = resize(images01, encoder_size) * 2.0 - 1.0
+    return encoder(x)
+
+
+def edit_latents(
+    w: torch.Tensor, edits: Sequence[Sequence[EditSpec]], direction_for: Callable[[str], Any]
+) -> torch.Tensor:
+    """Apply each item's edits (w + Σ αᵢ·dᵢ on their layer ranges).
+
+    ``direction_for(attribute)`` returns ``(direction, default_layers)``; an edit's own layer
+    range wins over the direction's default.
+    """
+    from shared.models.directions import apply_edit
+
+    if len(edits) != w.shape[0]:
+        raise ValueError(f"edits: {len(edits)} edit lists for a batch of {w.shape[0]}")
+    rows = []
+    for i, item_edits in enumerate(edits):
+        row = w[i : i + 1]
+        for spec in item_edits:
+            direction, default_layers = direction_for(spec.attribute)
+            span = spec.layers or default_layers
+            layers = slice(*span) if span else None
+            row = apply_edit(row, direction, spec.strength, layers=layers)
+        rows.append(row)
+    return torch.cat(rows, dim=0)
+
+
+def generate(
+    generator: torch.nn.Module, w: torch.Tensor, w_edit: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """Render G(w) and G(w') in one pass with the fixed noise; images in [0,1] plus features."""
+    batch = w.shape[0]
+    image, _, features = generator(
+        [torch.cat([w, w_edit], dim=0)],
+        input_is_latent=True,
+        randomize_noise=False,
+        return_features=True,
+    )
+    image = ((image.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+    feats_orig = {r: f[:batch] for r, f in features.items()}
+    feats_edit = {r: f[batch:] for r, f in features.items()}
+    return image[:batch], image[batch:], feats_orig, feats_edit
+
+
+def activation_mask(
+    kind: str,
+    *,
+    size: int,
+    feats_orig: dict[int, torch.Tensor] | None = None,
+    feats_edit: dict[int, torch.Tensor] | None = None,
+    generated: torch.Tensor | None = None,
+    edited: torch.Tensor | None = None,
+    diffcam: torch.nn.Module | None = None,
+    target_classes: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Soft mask (B,1,size,size) in [0,1] of where the edit changed the face."""
+    if kind == "feature_diff":
+        from shared.models.feature_diff import feature_difference_mask
+
+        return feature_difference_mask(feats_orig, feats_edit, size).float()
+    if kind == "diffcam":
+        if diffcam is None:
+            raise ModelUnavailable(
+                "activation=diffcam needs diff_cam_weight.pt (see `facedit weights list`)"
+            )
+        pair = torch.cat([resize(generated, size), resize(edited, size)], dim=1) * 2.0 - 1.0
+        cam = diffcam.cam(pair, list(target_classes))
+        return cam.unsqueeze(1).float()
+    raise ValueError(f"kind: unknown differential activation {kind!r}")
+
+
+def refine_mask(
+    mask: torch.Tensor, size: int, threshold: float = 0.0, dilate: int = 0, feather: float = 0.0
+) -> torch.Tensor:
+    """Upsample to the output size, then threshold, dilate and feather (in that order)."""
+    out = F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False)
+    out = out.clamp(0.0, 1.0)
+    if threshold > 0:
+        out = torch.where(out >= threshold, out, torch.zeros_like(out))
+    if dilate > 0:
+        out = F.max_pool2d(out, kernel_size=2 * dilate + 1, stride=1, padding=dilate)
+    if feather > 0:
+        out = gaussian_blur(out, feather)
+    return out.clamp(0.0, 1.0)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, int(round(3 * sigma)))
+    coords = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-(coords**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    channels = x.shape[1]
+    horizontal = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
+    vertical = kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
+    x = F.pad(x, (radius, radius, 0, 0), mode="replicate")
+    x = F.conv2d(x, horizontal, groups=channels)
+    x = F.pad(x, (0, 0, radius, radius), mode="replicate")
+    return F.conv2d(x, vertical, groups=channels)
+
+
+def keep_outside(
+    result: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, margin: float
+) -> torch.Tensor:
+    """Copy the original back wherever the mask (grown by ``margin``·side) is zero.
+
+    A learned suppressor may touch every pixel; this makes pixels far from the edit
+    bit-identical to the input. The transition is a soft ramp inside the margin.
+    """
+    side = result.shape[-1]
+    radius = max(1, int(round(margin * side)))
+    region = (mask > 1e-3).to(result.dtype)
+    region = F.max_pool2d(region, kernel_size=2 * radius + 1, stride=1, padding=radius)
+    soft = (gaussian_blur(region, radius / 3.0) * region).clamp(0.0, 1.0)  # 0 outside it
+    return result * soft + original * (1.0 - soft)
+
+
+# ---------------------------------------------------------------- pipeline
+
+
+class EditPipeline:
+    """The sequence of stage calls, with the models of one :class:`ModelBundle`."""
+
+    def __init__(self, bundle: ModelBundle, config: PipelineConfig | None = None) -> None:
+        self.bundle = bundle
+        self.config = config or PipelineConfig()
+        self.config.validate()
+        self._suppressors: dict[str, Any] = {}
+
+    def with_config(self, config: PipelineConfig) -> EditPipeline:
+        other = EditPipeline(self.bundle, config)
+        other._suppressors = self._suppressors
+        return other
+
+    @property
+    def output_size(self) -> int:
+        return int(self.config.output_size or self.bundle.output_size)
+
+    def suppressor(self, name: str):
+        if name not in self._suppressors:
+            from shared.blend import build_suppressor
+            from shared.bundle import NETWORK_SUPPRESSORS
+
+            network = self.bundle.suppressor_network(name)
+            if name in NETWORK_SUPPRESSORS and network is None:
+                raise ModelUnavailable(
+                    f"suppressor={name} needs {NETWORK_SUPPRESSORS[name]} in the weights folder "
+                    "(see `facedit weights list`)"
+                )
+            self._suppressors[name] = build_suppressor(name, network=network)
+        return self._suppressors[name]
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        images: torch.Tensor,
+        edits: Sequence[Sequence[EditSpec]],
+        on_stage: Callable[[str], None] | None = None,
+    ) -> PipelineOutput:
+        """images: (B,3,H,W) in [0,1] (any square size); one edit list per item."""
+        cfg, bundle = self.config, self.bundle
+        notify = on_stage or (lambda stage: None)
+        device = bundle.device
+        size = self.output_size
+        original = resize(images.to(device=device, dtype=torch.float32), size)
+        target_classes = None
+        if cfg.activation == "diffcam":
+            target_classes = [bundle.diffcam_class(item[0].attribute) for item in edits]
+
+        w = invert(bundle.encoder, original, bundle.encoder_size)
+        notify("invert")
+        w_edit = edit_latents(w, edits, bundle.direction)
+        notify("edit")
+        generated, edited_native, feats_orig, feats_edit = generate(bundle.generator, w, w_edit)
+        edited = resize(edited_native, size)
+        notify("generate")
+        mask = activation_mask(
+            cfg.activation,
+            size=bundle.encoder_size,
+            feats_orig=feats_orig,
+            feats_edit=feats_edit,
+            generated=generated,
+            edited=edited_native,
+            diffcam=bundle.diffcam,
+            target_classes=target_classes,
+        )
+        mask = refine_mask(mask, size, cfg.mask_threshold, cfg.mask_dilate, cfg.mask_feather)
+        notify("mask")
+        from shared.blend import naive_blend
+
+        naive = naive_blend(original, edited, mask)
+        notify("blend")
+        result = self.suppressor(cfg.suppressor)(original, edited, mask)
+        if cfg.keep_outside:
+            result = keep_outside(result, original, mask, cfg.keep_outside_margin)
+        extras = {}
+        if cfg.intermediates:
+            if cfg.suppressor.startswith("poisson"):
+                extras["poisson"] = result
+            else:
+                extras["poisson"] = self.suppressor("poisson")(original, edited, mask)
+        notify("suppress")
+        return PipelineOutput(result.clamp(0, 1), mask, edited, naive, extras)
+
+
+def config_with(config: PipelineConfig, **changes: Any) -> PipelineConfig:
+    new = replace(config, **changes)
+    new.validate()
+    return new

@@ -1,0 +1,146 @@
+"""The staged pipeline on real face photos with the toy preset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from shared.bundle import load_bundle, toy_bundle
+from shared.edits import parse_edit
+from shared.errors import InvalidEditRequest, ModelUnavailable
+from shared.imaging import to_tensor
+from shared.pipeline import (
+    EditPipeline,
+    PipelineConfig,
+    edit_latents,
+    generate,
+    invert,
+    refine_mask,
+)
+from tests.unit.core.checkpoints import write_weights_dir
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return toy_bundle()
+
+
+@pytest.fixture(scope="module")
+def faces(dev_faces):
+    picks = [dev_faces[0], dev_faces[40], dev_faces[-1], dev_faces[-20]]
+    images = []
+    for path in picks:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB").resize((256, 256), Image.LANCZOS))
+        images.append(to_tensor(pixels))
+    return torch.cat(images)
+
+
+EDITS = [[parse_edit("smile=+3")], [parse_edit("age=-2")], [parse_edit("glasses=4@2-6")],
+         [parse_edit("pose=1.5"), parse_edit("smile=-1")]]
+
+
+@pytest.mark.parametrize("suppressor", ["naive", "poisson", "poisson-opencv", "maresunet"])
+def test_deterministic_and_batch_invariant(bundle, faces, suppressor):
+    pipeline = EditPipeline(bundle, PipelineConfig(suppressor=suppressor))
+    first = pipeline(faces, EDITS)
+    again = pipeline(faces, EDITS)
+    assert torch.equal(first.result, again.result)
+    for i in range(len(faces)):
+        single = pipeline(faces[i : i + 1], [EDITS[i]])
+        assert (single.result - first.result[i : i + 1]).abs().max() <= 1e-5
+        assert (single.mask - first.mask[i : i + 1]).abs().max() <= 1e-5
+
+
+def test_diffcam_activation_batch_invariant(bundle, faces):
+    pipeline = EditPipeline(bundle, PipelineConfig(suppressor="naive", activation="diffcam"))
+    batch = pipeline(faces, EDITS)
+    for i in range(len(faces)):
+        single = pipeline(faces[i : i + 1], [EDITS[i]])
+        # Grad-CAM's per-item normalisation amplifies conv rounding a little (documented).
+        assert (single.result - batch.result[i : i + 1]).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("suppressor", ["poisson", "maresunet"])
+def test_pixels_far_outside_the_mask_equal_the_input(bundle, faces, suppressor):
+    config = PipelineConfig(suppressor=suppressor, mask_threshold=0.3, keep_outside_margin=0.04)
+    out = EditPipeline(bundle, config)(faces, EDITS)
+    side = faces.shape[-1]
+    radius = round(0.04 * side) + 1
+    near = F.max_pool2d((out.mask > 1e-3).float(), 2 * radius + 1, stride=1, padding=radius)
+    far = (near == 0).expand_as(faces)
+    assert far.float().mean() > 0.05, "the test needs pixels far from the edit"
+    assert torch.equal(out.result[far], faces[far])
+
+
+def test_output_is_not_the_input_inside_the_mask(bundle, faces):
+    out = EditPipeline(bundle, PipelineConfig(suppressor="naive"))(faces, EDITS)
+    inside = (out.mask > 0.5).expand_as(faces)
+    assert inside.any()
+    assert (out.result[inside] - faces[inside]).abs().mean() > 0.01
+
+
+def test_stages_individually(bundle, faces):
+    w = invert(bundle.encoder, faces, bundle.encoder_size)
+    assert w.shape == (4, bundle.generator.n_latent, 64)
+    w_edit = edit_latents(w, EDITS, bundle.direction)
+    changed = (w_edit - w).abs().amax(dim=-1) > 0  # (B, L)
+    assert changed[0].all() and changed[1].all()
+    assert changed[2, 2:6].all() and not changed[2, :2].any() and not changed[2, 6:].any()
+    original, edited, feats_o, feats_e = generate(bundle.generator, w, w_edit)
+    assert original.shape == edited.shape == (4, 3, 64, 64)
+    assert 0 <= float(original.min()) and float(original.max()) <= 1
+    assert sorted(feats_o) == sorted(feats_e) and max(feats_o) == 64
+    same, _, _, _ = generate(bundle.generator, w, w)
+    assert torch.equal(same, original)
+
+
+def test_refine_mask_options():
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 6:10, 6:10] = 1.0
+    mask[..., 0, 0] = 0.04
+    up = refine_mask(mask, 64)
+    assert up.shape == (1, 1, 64, 64)
+    thresholded = refine_mask(mask, 64, threshold=0.05)
+    assert thresholded[..., :3, :3].max() == 0 and up[..., 0, 0] > 0
+    dilated = refine_mask(mask, 64, dilate=4)
+    assert dilated.sum() > up.sum()
+    feathered = refine_mask(mask, 64, feather=3.0)
+    assert ((feathered > 0.01) & (feathered < 0.99)).sum() > ((up > 0.01) & (up < 0.99)).sum()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [({"suppressor": "magic"}, "suppressor"), ({"activation": "x"}, "activation"),
+     ({"output_size": 10}, "output_size"), ({"mask_threshold": 2}, "mask_threshold"),
+     ({"colour": "red"}, "unknown pipeline option")],
+)
+def test_config_rejects_bad_options(options, message):
+    with pytest.raises(InvalidEditRequest, match=message):
+        PipelineConfig.from_options(options)
+
+
+def test_unknown_attribute_is_a_clear_error(bundle):
+    with pytest.raises(InvalidEditRequest, match="available"):
+        bundle.check_attribute("wings")
+
+
+def test_official_layout_weights_run_end_to_end(tmp_path, faces):
+    folder = write_weights_dir(tmp_path / "weights")
+    official = load_bundle(str(folder), None, "cpu")
+    assert official.preset == "official" and official.output_size == 64
+    assert {"smile", "eyeglasses"} <= set(official.attributes())
+    pipeline = EditPipeline(official, PipelineConfig(suppressor="maresunet",
+                                                     activation="diffcam", output_size=128))
+    out = pipeline(faces[:2], [[parse_edit("smile=+2")], [parse_edit("eyeglasses=3")]])
+    assert out.result.shape == (2, 3, 128, 128) and torch.isfinite(out.result).all()
+
+
+def test_missing_official_weights_name_the_file(tmp_path):
+    with pytest.raises(ModelUnavailable, match="e4e_ffhq_encode.pt"):
+        load_bundle(str(tmp_path), None, "cpu")
+    bundle = load_bundle("auto", tmp_path, "cpu")
+    assert bundle.preset == "toy" and "toy preset" in bundle.notes[0]
