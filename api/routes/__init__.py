@@ -1,0 +1,1 @@
+"""HTTP routes: thin handlers over api.submission, the job store and the views."""

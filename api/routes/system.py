@@ -1,0 +1,70 @@
+"""Health, readiness, Prometheus metrics and the attribute catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+
+from api.auth import current_owner
+from api.context import ApiContext, get_context
+from api.schemas import AttributesOut
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["system"])
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+def _check_database(ctx: ApiContext) -> str:
+    current, head = ctx.store.current_revision(), ctx.head_revision
+    if current != head:
+        return f"schema at revision {current}, the code needs {head}: run `facedit db upgrade`"
+    return "ok"
+
+
+def _check_broker(ctx: ApiContext) -> str:
+    return "ok" if ctx.redis.ping() else "no answer to PING"
+
+
+def _check_storage(ctx: ApiContext) -> str:
+    ctx.storage.exists("readyz/probe")
+    return "ok"
+
+
+@router.get("/readyz", tags=["system"])
+def readyz(ctx: ApiContext = Depends(get_context)) -> JSONResponse:
+    """Readiness: the database (migrated), the broker and the storage answer."""
+    checks: dict[str, str] = {}
+    for name, check in (
+        ("database", _check_database),
+        ("broker", _check_broker),
+        ("storage", _check_storage),
+    ):
+        try:
+            checks[name] = check(ctx)
+        except Exception as exc:  # noqa: BLE001 - report every failing dependency
+            checks[name] = f"{type(exc).__name__}: {exc}"[:500]
+    ready = all(value == "ok" for value in checks.values())
+    body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", tags=["system"], response_class=Response)
+def metrics(ctx: ApiContext = Depends(get_context)) -> Response:
+    """Prometheus metrics (see api/metrics.py)."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return Response(ctx.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/attributes", tags=["attributes"], response_model=AttributesOut)
+def attributes(
+    _: str = Depends(current_owner), ctx: ApiContext = Depends(get_context)
+) -> dict[str, Any]:
+    """The edits the workers' models offer, and the suppressors and activations."""
+    return ctx.catalog.get().data

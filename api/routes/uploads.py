@@ -1,0 +1,63 @@
+"""/v1/uploads: a presigned PUT URL for one input image, under the owner's folder."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import PurePosixPath
+
+from fastapi import APIRouter, Body, Depends
+
+from api.auth import current_owner
+from api.context import ApiContext, get_context
+from api.errors import ApiError
+from api.inputs import UPLOADS, owner_tag
+from api.schemas import UploadIn, UploadOut
+
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+
+EXTENSIONS = {"png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"}
+CONTENT_TYPES = {
+    "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/bmp": "bmp",
+    "image/tiff": "tif",
+}  # fmt: skip
+
+
+def _extension(body: UploadIn) -> str:
+    if body.filename:
+        suffix = PurePosixPath(body.filename).suffix.lower().removeprefix(".")
+        if suffix not in EXTENSIONS:
+            raise ApiError(
+                422, "invalid_request",
+                f"filename: {body.filename!r} is not an image file "
+                f"({', '.join(sorted(EXTENSIONS))})",
+            )  # fmt: skip
+        return suffix
+    if body.content_type:
+        ext = CONTENT_TYPES.get(body.content_type.lower())
+        if ext is None:
+            raise ApiError(
+                422, "invalid_request",
+                f"content_type: {body.content_type!r} is not one of {', '.join(CONTENT_TYPES)}",
+            )  # fmt: skip
+        return ext
+    return "img"
+
+
+@router.post("", status_code=201, response_model=UploadOut)
+def create_upload(
+    body: UploadIn = Body(default_factory=UploadIn),
+    owner: str = Depends(current_owner),
+    ctx: ApiContext = Depends(get_context),
+) -> UploadOut:
+    """A key for a new input and a presigned URL to PUT its bytes to (then submit the key
+    as ``input_key``). The object may be at most FACEDIT_MAX_IMAGE_BYTES."""
+    key = f"{UPLOADS}/{owner_tag(owner)}/{uuid.uuid4().hex}.{_extension(body)}"
+    expires = ctx.settings.url_expires_seconds
+    url = ctx.presigner.public.presigned_url(key, "PUT", expires)
+    if url is None:
+        raise ApiError(
+            501, "uploads_unsupported",
+            "this service stores files locally (file://), which has no upload URLs; "
+            "configure S3 storage (FACEDIT_STORAGE_URL=s3://...)",
+        )  # fmt: skip
+    return UploadOut(key=key, uri=ctx.storage.uri(key), upload_url=url, expires_in=expires)

@@ -1,0 +1,93 @@
+"""The null pipeline (``FACEDIT_MODELS=null``): no models, the result is the input resized.
+
+It has the interface :class:`shared.runner.JobRunner` uses (``bundle.check_attribute``,
+``with_config``, ``output_size``, ``__call__``), so a worker running it does everything a
+real one does — claim, fetch, decode, encode, store, state — except the GPU stages. It
+measures the orchestration cost of the job system (``bench/queue.py``) and lets the
+service run where no weights and no accelerator are available.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import InvalidEditRequest
+
+if TYPE_CHECKING:
+    import torch
+
+    from shared.edits import EditSpec
+
+# The toy preset's attribute names, so one request works against either.
+NULL_ATTRIBUTES = ("age", "glasses", "pose", "smile")
+NULL_OUTPUT_SIZE = 256
+NULL_LATENTS = 18
+
+
+@dataclass
+class NullBundle:
+    """Stands in for a :class:`~shared.bundle.ModelBundle`: knows attribute names only."""
+
+    attribute_names: tuple[str, ...] = NULL_ATTRIBUTES
+    output_size: int = NULL_OUTPUT_SIZE
+    n_latent: int = NULL_LATENTS
+    preset: str = "null"
+    notes: list[str] = field(
+        default_factory=lambda: ["null pipeline: results are the inputs, resized"]
+    )
+
+    def attributes(self) -> list[str]:
+        return sorted(self.attribute_names)
+
+    def check_attribute(self, attribute: str) -> None:
+        if attribute not in self.attribute_names:
+            raise InvalidEditRequest(
+                f"attribute {attribute!r} is not available; available: {self.attributes()}"
+            )
+
+
+@dataclass
+class NullOutput:
+    result: torch.Tensor  # (B,3,S,S) in [0,1]
+    mask: torch.Tensor  # (B,1,S,S) zeros: the "edit" changed nothing (paste-back keeps the photo)
+
+    def intermediates(self) -> dict[str, torch.Tensor]:
+        return {}
+
+
+class NullPipeline:
+    """Decode → resize → encode; edits are checked and otherwise ignored."""
+
+    def __init__(self, bundle: NullBundle | None = None, config: Any = None) -> None:
+        self.bundle = bundle or NullBundle()
+        self.config = config
+
+    def with_config(self, config: Any) -> NullPipeline:
+        """The same pipeline with per-request options (a PipelineConfig)."""
+        return NullPipeline(self.bundle, config)
+
+    @property
+    def output_size(self) -> int:
+        size = getattr(self.config, "output_size", None)
+        return int(size or self.bundle.output_size)
+
+    def __call__(
+        self,
+        images: torch.Tensor,
+        edits: Sequence[Sequence[EditSpec]],
+        on_stage: Callable[[str], None] | None = None,
+    ) -> NullOutput:
+        """images: (B,3,H,W) in [0,1]; one edit list per item. No stages, so ``on_stage``
+        is never called (cancellation is still honoured when results are stored)."""
+        from shared.pipeline import resize
+
+        if len(edits) != images.shape[0]:
+            raise ValueError(f"edits: {len(edits)} edit lists for a batch of {images.shape[0]}")
+        for item in edits:
+            for spec in item:
+                self.bundle.check_attribute(spec.attribute)
+        size = self.output_size
+        result = resize(images, size).clamp(0.0, 1.0)
+        return NullOutput(result, result.new_zeros((result.shape[0], 1, size, size)))

@@ -1,0 +1,71 @@
+"""The Celery app of the GPU workers: Redis transport, one queue, late acks.
+
+Celery is transport only; the SQL job row is the source of truth. A message says "claim
+and process up to ``FACEDIT_BATCH_SIZE`` queued jobs" and carries no job ids, so a
+redelivered or duplicated message finds nothing left to claim and does no work twice.
+
+Delivery guarantees, and where each setting comes in:
+
+- ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged when its
+  task ends, so a worker killed mid-task (OOM, node loss) leaves it to be redelivered.
+- ``worker_prefetch_multiplier = 1``: a worker process reserves one message at a time;
+  the jobs themselves are claimed from SQL only when a task starts.
+- ``visibility_timeout`` (Redis): an unacknowledged message is redelivered after this
+  long. It must outlast the task time limit, or a long task would run twice; it is set in
+  every place Celery reads transport options (broker and result backend).
+- time limits: hard ``JOB_TIME_LIMIT_S`` (900 s; compose and Kubernetes give workers a
+  960 s grace period), soft 30 s earlier so jobs are failed cleanly.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from shared.config import Settings, get_settings
+
+PROCESS_JOBS = "facedit.process_jobs"
+DELIVER_WEBHOOK = "facedit.deliver_webhook"
+JOB_TIME_LIMIT_S = 900
+JOB_SOFT_TIME_LIMIT_S = JOB_TIME_LIMIT_S - 30
+VISIBILITY_TIMEOUT_S = 2 * JOB_TIME_LIMIT_S
+# Loading official weights onto a GPU takes a while; Celery's default (4 s) would kill the
+# pool process during worker_process_init.
+PROCESS_ALIVE_TIMEOUT_S = 300.0
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """The worker app for ``settings`` (default: the environment's)."""
+    settings = settings or get_settings()
+    transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    app = Celery("facedit", broker=settings.broker_url, include=["workers.tasks"])
+    app.conf.update(
+        task_queues=[Queue(settings.queue, routing_key=settings.queue)],
+        task_default_queue=settings.queue,
+        task_default_routing_key=settings.queue,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        broker_transport_options=transport_options,
+        result_backend_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=JOB_TIME_LIMIT_S,
+        task_soft_time_limit=JOB_SOFT_TIME_LIMIT_S,
+        worker_proc_alive_timeout=PROCESS_ALIVE_TIMEOUT_S,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        timezone="UTC",
+    )
+    return app
+
+
+celery_app = make_celery()
+
+# Per-process model loading, the sweep thread (signal handlers registered on import).
+import workers.signals  # noqa: E402, F401

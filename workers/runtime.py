@@ -1,0 +1,196 @@
+"""What one worker process holds for its lifetime: settings, job store, storage, and the
+pipeline with its models, loaded once (``worker_process_init``) and reused by every task.
+
+One GPU per pool process: the parent's ``CUDA_VISIBLE_DEVICES`` (e.g. ``0,1,2,3``) is
+narrowed in each child to one device, chosen by the child's pool index, before torch
+initialises CUDA.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.config import Settings, get_settings
+from shared.errors import ModelUnavailable
+from shared.jobs import JobRecord, JobStore
+from shared.storage import Storage, storage_from_settings
+from shared.webhooks import WebhookDeliveries
+
+log = logging.getLogger(__name__)
+
+NULL_MODELS = "null"
+CATALOG_REFRESH_S = 60.0
+
+
+def build_pipeline(models: str, weights_dir: Any, device: str) -> Any:
+    """The pipeline a worker runs: the null pipeline for ``null``, else an EditPipeline
+    with the bundle ``shared.bundle.load_bundle`` builds (``toy``, ``auto`` or a folder)."""
+    if models == NULL_MODELS:
+        from shared.null_pipeline import NullPipeline
+
+        return NullPipeline()
+    from shared.bundle import load_bundle
+    from shared.pipeline import EditPipeline
+
+    bundle = load_bundle(models, weights_dir, device)
+    for note in bundle.notes:
+        log.warning("models: %s", note)
+    return EditPipeline(bundle)
+
+
+def pick_gpu(visible: str | None, index: int | None) -> str | None:
+    """The one device of ``CUDA_VISIBLE_DEVICES`` a pool process with ``index`` uses
+    (round robin), or None to leave the variable alone."""
+    if not visible or index is None:
+        return None
+    devices = [d.strip() for d in visible.split(",") if d.strip()]
+    if len(devices) <= 1:
+        return None
+    return devices[index % len(devices)]
+
+
+def assign_gpu(index: int | None) -> None:
+    device = pick_gpu(os.environ.get("CUDA_VISIBLE_DEVICES"), index)
+    if device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = device
+        log.info("pool process %s uses GPU %s", index, device)
+
+
+@dataclass
+class WorkerRuntime:
+    settings: Settings
+    store: JobStore
+    storage: Storage
+    pipeline: Any
+    worker_id: str
+    deliveries: WebhookDeliveries
+    catalog_published: float = 0.0
+    _redis: Any = field(default=None, repr=False)
+
+    @property
+    def runner(self) -> Any:
+        from shared.runner import JobRunner
+
+        s = self.settings
+        return JobRunner(
+            self.store, self.storage, self.pipeline,
+            worker_id=self.worker_id, lease_seconds=s.lease_seconds,
+            min_side=s.min_image_side, max_pixels=s.max_image_pixels,
+            max_image_bytes=s.max_image_bytes,
+        )  # fmt: skip
+
+    @property
+    def redis(self) -> Any:
+        if self._redis is None:
+            import redis
+
+            self._redis = redis.Redis.from_url(self.settings.broker_url, socket_timeout=10)
+        return self._redis
+
+    def claim(self) -> list[JobRecord]:
+        """Claim up to FACEDIT_BATCH_SIZE queued jobs (oldest first) for this process."""
+        s = self.settings
+        return self.store.claim_next(s.batch_size, self.worker_id, s.lease_seconds)
+
+    def publish_catalog(self, force: bool = False) -> None:
+        """Tell the API what this worker's models offer (see workers/catalog.py)."""
+        from workers.catalog import describe, publish
+
+        if not force and time.monotonic() - self.catalog_published < CATALOG_REFRESH_S:
+            return
+        publish(self.redis, self.settings.queue, describe(self.pipeline, self.settings.models))
+        self.catalog_published = time.monotonic()
+
+    def close(self) -> None:
+        self.store.close()
+        if self._redis is not None:
+            self._redis.close()
+
+
+@contextmanager
+def heartbeat(runtime: WorkerRuntime, job_ids: Sequence[str]) -> Iterator[None]:
+    """Renew the leases of the jobs being run (every third of the lease) until the block
+    ends, so the sweep never requeues a job whose worker is alive."""
+    lease = runtime.settings.lease_seconds
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(lease / 3):
+            for job_id in job_ids:
+                try:
+                    runtime.store.heartbeat(job_id, runtime.worker_id, lease)
+                except Exception:  # noqa: BLE001 - a missed beat is retried next period
+                    log.warning("heartbeat for job %s failed", job_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name="facedit-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+_runtime: WorkerRuntime | None = None
+_lock = threading.Lock()
+
+
+def init_process(index: int | None = None, settings: Settings | None = None) -> WorkerRuntime:
+    """Build this process's runtime (models included) once; later calls return it."""
+    global _runtime
+    with _lock:
+        if _runtime is not None:
+            return _runtime
+        assign_gpu(index)
+        settings = settings or get_settings()
+        started = time.perf_counter()
+        try:
+            pipeline = build_pipeline(settings.models, settings.weights_dir, settings.device)
+        except Exception:
+            log.exception("could not load the models (FACEDIT_MODELS=%s)", settings.models)
+            raise
+        store = JobStore(settings.database_url)
+        _runtime = WorkerRuntime(
+            settings=settings,
+            store=store,
+            storage=storage_from_settings(settings),
+            pipeline=pipeline,
+            worker_id=f"{socket.gethostname()}/{os.getpid()}",
+            deliveries=WebhookDeliveries(store),
+        )
+        log.info(
+            "worker %s ready: models=%s in %.1f s",
+            _runtime.worker_id, settings.models, time.perf_counter() - started,
+        )
+        try:
+            _runtime.publish_catalog(force=True)
+        except Exception:  # noqa: BLE001 - the broker may come up later; tasks retry it
+            log.warning("could not publish the attribute catalog", exc_info=True)
+        return _runtime
+
+
+def get_runtime() -> WorkerRuntime:
+    """The process's runtime, built on first use where no worker_process_init ran (solo
+    and thread pools)."""
+    if _runtime is not None:
+        return _runtime
+    try:
+        return init_process()
+    except Exception as exc:
+        raise ModelUnavailable(f"the worker could not load its models: {exc}") from exc
+
+
+def close_process() -> None:
+    global _runtime
+    with _lock:
+        if _runtime is not None:
+            _runtime.close()
+            _runtime = None

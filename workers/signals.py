@@ -1,0 +1,51 @@
+"""Celery signal handlers: models per pool process, the sweep thread per worker."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
+from celery.signals import worker_shutdown as worker_shutdown_signal
+
+log = logging.getLogger(__name__)
+_sweeper: Any = None
+
+
+@worker_process_init.connect
+def _load_models(**_: Any) -> None:
+    from celery.utils.log import current_process_index
+
+    from workers.runtime import init_process
+
+    if _sweeper is not None:  # a pool process forked after the sweep thread started
+        _sweeper.forget_connections()
+    try:
+        init_process(current_process_index(base=0))
+    except Exception:  # noqa: BLE001 - logged in init_process; tasks report it per message
+        pass
+
+
+@worker_process_shutdown.connect
+def _close_runtime(**_: Any) -> None:
+    from workers.runtime import close_process
+
+    close_process()
+
+
+@worker_ready.connect
+def _start_sweeper(sender: Any = None, **_: Any) -> None:
+    global _sweeper
+    from shared.config import get_settings
+    from workers.celery_app import celery_app
+    from workers.sweep import Sweeper
+
+    _sweeper = Sweeper(celery_app, get_settings())
+    _sweeper.start()
+    log.info("sweep thread started (every %.1f s)", get_settings().sweep_interval_seconds)
+
+
+@worker_shutdown_signal.connect
+def _stop_sweeper(**_: Any) -> None:
+    if _sweeper is not None:
+        _sweeper.stop()

@@ -1,0 +1,103 @@
+"""The periodic sweep, run by a thread in every worker's main process.
+
+Every ``FACEDIT_SWEEP_INTERVAL_SECONDS`` one worker (a Redis lock elects it):
+
+1. requeues ``running`` jobs whose lease expired — their worker died — via
+   ``JobStore.requeue_expired``; a job whose attempts are used up (it keeps killing
+   workers) is failed with ``worker_lost`` instead of looping;
+2. makes sure every queued job has a message to wake a worker: if the queue holds fewer
+   "process" messages than the queued jobs need (jobs requeued above, messages lost with a
+   Redis restart, an API that could not reach the broker), it sends the difference.
+   Extra messages are harmless: a task that finds nothing to claim returns at once;
+3. sends again the webhook deliveries that have been pending, untouched, for longer than
+   any retry backoff (their message was lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from typing import Any
+
+from sqlalchemy import func, select
+
+from shared.config import Settings
+from shared.jobs import Job, JobStatus, JobStore
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGES_PER_SWEEP = 1000
+STALE_DELIVERY_S = 900.0  # longer than the longest webhook retry backoff (600 s)
+
+
+def lock_key(queue: str) -> str:
+    return f"{queue}:sweep-lock"
+
+
+def queued_jobs(store: JobStore) -> int:
+    jobs = Job.__table__
+    with store.engine.connect() as connection:
+        return connection.scalar(
+            select(func.count()).where(jobs.c.status == JobStatus.QUEUED.value)
+        ) or 0
+
+
+def sweep_once(store: JobStore, redis_client: Any, app: Any, settings: Settings) -> dict[str, int]:
+    """One sweep (without the lock): what it requeued, failed and sent."""
+    from shared.webhooks import WebhookDeliveries
+    from workers.celery_app import DELIVER_WEBHOOK, PROCESS_JOBS
+
+    requeued, failed = store.requeue_expired()
+    if requeued or failed:
+        log.warning("sweep: requeued %d job(s) with expired leases, failed %d", requeued, failed)
+    needed = math.ceil(queued_jobs(store) / settings.batch_size)
+    waiting = int(redis_client.llen(settings.queue))
+    missing = min(max(0, needed - waiting), MAX_MESSAGES_PER_SWEEP)
+    stale = WebhookDeliveries(store).reclaim_stale(STALE_DELIVERY_S)
+    if missing or stale:
+        with app.producer_or_acquire() as producer:
+            for _ in range(missing):
+                app.send_task(PROCESS_JOBS, queue=settings.queue, producer=producer)
+            for delivery_id in stale:
+                app.send_task(DELIVER_WEBHOOK, args=(delivery_id,), queue=settings.queue,
+                              producer=producer)
+    return {"requeued": requeued, "failed": failed, "sent": missing, "webhooks": len(stale)}
+
+
+class Sweeper(threading.Thread):
+    """Runs :func:`sweep_once` every interval while it holds the Redis lock."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        import redis
+
+        super().__init__(name="facedit-sweep", daemon=True)
+        self.app = app
+        self.settings = settings
+        self.stopped = threading.Event()
+        self.store = JobStore(settings.database_url)
+        self.redis = redis.Redis.from_url(settings.broker_url, socket_timeout=10)
+
+    def forget_connections(self) -> None:
+        """In a pool process forked from this one: drop the inherited database connections
+        without closing them (they belong to the parent). redis-py does this by itself."""
+        self.store.engine.dispose(close=False)
+
+    def run(self) -> None:
+        interval = self.settings.sweep_interval_seconds
+        store, client = self.store, self.redis
+        try:
+            while not self.stopped.wait(interval):
+                try:
+                    # Held for most of an interval: one sweep per interval cluster-wide.
+                    if client.set(lock_key(self.settings.queue), "1", nx=True,
+                                  px=max(1, int(interval * 900))):
+                        sweep_once(store, client, self.app, self.settings)
+                except Exception:  # noqa: BLE001 - keep sweeping after database/broker hiccups
+                    log.warning("sweep failed; retrying next interval", exc_info=True)
+        finally:
+            store.close()
+            client.close()
+
+    def stop(self) -> None:
+        self.stopped.set()

@@ -1,0 +1,114 @@
+"""Celery tasks. The API enqueues them by name; they hold no state of their own."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis.exceptions
+import sqlalchemy.exc
+
+from shared.errors import StorageUnavailable
+from shared.webhooks import backoff_seconds, owner_secret, parse_allow_hosts, post
+from workers.celery_app import DELIVER_WEBHOOK, PROCESS_JOBS, celery_app
+from workers.runtime import WorkerRuntime, get_runtime, heartbeat
+
+log = logging.getLogger(__name__)
+
+# Worth retrying the whole task: the database, the broker or the storage is unreachable.
+TRANSIENT_ERRORS = (
+    StorageUnavailable,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+RETRY_OPTIONS: dict[str, Any] = {
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@celery_app.task(name=PROCESS_JOBS, **RETRY_OPTIONS)
+def process_jobs() -> dict[str, Any]:
+    """Claim up to FACEDIT_BATCH_SIZE queued jobs and run them as one batch."""
+    runtime = get_runtime()
+    jobs = runtime.claim()
+    if not jobs:
+        return {"claimed": 0}
+    try:
+        with heartbeat(runtime, [job.id for job in jobs]):
+            outcomes = runtime.runner.process(jobs)
+    except BaseException as exc:
+        _give_back(runtime, [job.id for job in jobs], exc)
+        raise
+    _announce_completions(runtime, {job.batch_id for job in jobs})
+    try:
+        runtime.publish_catalog()
+    except Exception:  # noqa: BLE001 - the catalog is refreshed on a later task
+        log.warning("could not refresh the attribute catalog", exc_info=True)
+    statuses: dict[str, int] = {}
+    for outcome in outcomes:
+        statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
+    return {"claimed": len(jobs), **statuses}
+
+
+def _give_back(runtime: WorkerRuntime, job_ids: list[str], exc: BaseException) -> None:
+    """The task is failing as a whole (database error, time limit): return the jobs it
+    still holds to the queue, or fail them once their attempts are used up."""
+    message = f"the worker's task failed: {type(exc).__name__}: {exc}"[:2000]
+    for job_id in job_ids:
+        try:
+            runtime.store.release(job_id, "worker_error", message, worker_id=runtime.worker_id)
+        except Exception:  # noqa: BLE001 - the lease expiry requeues it instead
+            log.warning("could not release job %s", job_id, exc_info=True)
+
+
+def _announce_completions(runtime: WorkerRuntime, batch_ids: set[str]) -> None:
+    for batch_id in sorted(batch_ids):
+        delivery_id = runtime.deliveries.announce_if_complete(batch_id)
+        if delivery_id is not None:
+            deliver_webhook.apply_async((delivery_id,), queue=runtime.settings.queue)
+
+
+@celery_app.task(name=DELIVER_WEBHOOK, bind=True, **RETRY_OPTIONS)
+def deliver_webhook(self: Any, delivery_id: str) -> dict[str, Any]:
+    """POST a batch-completion webhook; retried with backoff until it is delivered or
+    FACEDIT_WEBHOOK_MAX_ATTEMPTS is reached."""
+    runtime = get_runtime()
+    settings = runtime.settings
+    delivery = runtime.deliveries.get(delivery_id)
+    if delivery is None or delivery.status != "pending":
+        return {"delivery": delivery_id, "status": getattr(delivery, "status", "missing")}
+    if not settings.webhook_secret:
+        runtime.deliveries.record_attempt(
+            delivery_id, delivered=False, response_status=None, give_up=True,
+            error="FACEDIT_WEBHOOK_SECRET is not set on the workers: nothing to sign with",
+        )  # fmt: skip
+        return {"delivery": delivery_id, "status": "failed"}
+    result = post(
+        delivery,
+        owner_secret(settings.webhook_secret, delivery.owner),
+        allow_hosts=parse_allow_hosts(settings.webhook_allow_hosts),
+        timeout_s=settings.webhook_timeout_seconds,
+    )
+    attempt = delivery.attempts + 1
+    give_up = not result.delivered and (
+        not result.retryable or attempt >= settings.webhook_max_attempts
+    )
+    runtime.deliveries.record_attempt(
+        delivery_id, delivered=result.delivered, response_status=result.response_status,
+        error=result.error, give_up=give_up,
+    )  # fmt: skip
+    if result.delivered or give_up:
+        status = "delivered" if result.delivered else "failed"
+        if give_up:
+            log.warning("webhook %s failed for good: %s", delivery_id, result.error)
+        return {"delivery": delivery_id, "status": status, "attempts": attempt}
+    countdown = backoff_seconds(attempt, settings.webhook_retry_seconds)
+    raise self.retry(countdown=countdown, max_retries=None)
