@@ -33,9 +33,10 @@ test: install-dev lint
 	$(PY) -m pytest -q
 
 bench: install-dev
-	$(PY) bench/poisson.py
-	$(PY) bench/models.py
-	$(PY) bench/queue.py
+	$(PY) -m bench.poisson
+	$(PY) -m bench.models
+	$(PY) -m bench.pipeline
+	$(PY) -m bench.queue
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

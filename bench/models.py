@@ -22,7 +22,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from shared.models.diffcam import DiffCam
 from shared.models.encoders import Encoder4Editing, GradualStyleEncoder
+from shared.models.maresunet import MAResUNet
+from shared.models.sdea_deghosting import Deghosting
 from shared.models.stylegan2 import Generator
 
 CallArgs = tuple[tuple[Any, ...], dict[str, Any]]
@@ -43,10 +46,24 @@ def _image_256(device: torch.device) -> CallArgs:
     return (torch.rand(1, 3, 256, 256, device=device) * 2 - 1,), {}
 
 
+def _pair_256(device: torch.device) -> CallArgs:
+    return (torch.rand(1, 6, 256, 256, device=device) * 2 - 1,), {}
+
+
+def _image(size: int) -> Callable[[torch.device], CallArgs]:
+    def build(device: torch.device) -> CallArgs:
+        return (torch.rand(1, 3, size, size, device=device) * 2 - 1,), {}
+
+    return build
+
+
 ENTRIES: list[BenchEntry] = [
     BenchEntry("StyleGAN2 generator 1024 (W+ -> image)", lambda: Generator(1024), _w_plus),
     BenchEntry("pSp GradualStyleEncoder IR-SE50 @256", GradualStyleEncoder, _image_256),
     BenchEntry("e4e Encoder4Editing IR-SE50 @256", Encoder4Editing, _image_256),
+    BenchEntry("Diff-CAM ResNet-101, 17 classes @256 (logits)", DiffCam, _pair_256),
+    BenchEntry("MAResU-Net (paper suppressor) @1024", MAResUNet, _image(1024)),
+    BenchEntry("SDEA deghosting 128 -> 1024 (baseline suppressor)", Deghosting, _image(128)),
 ]
 
 

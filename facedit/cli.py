@@ -45,17 +45,10 @@ def _pipeline_options(
     output_size: int | None,
     intermediates: bool,
 ) -> dict:
+    from facedit.options import pipeline_options
     from shared.pipeline import PipelineConfig
 
-    options: dict = {}
-    if suppressor:
-        options["suppressor"] = suppressor
-    if activation:
-        options["activation"] = activation
-    if output_size:
-        options["output_size"] = output_size
-    if intermediates:
-        options["intermediates"] = True
+    options = pipeline_options(suppressor, activation, output_size, intermediates)
     try:
         PipelineConfig.from_options(options)
     except InvalidEditRequest as exc:
@@ -412,7 +405,7 @@ def train_suppressor_command(
     size: int = typer.Option(256, "--size", help="training resolution (multiple of 32)"),
     steps: int = typer.Option(1000, "--steps", min=1),
     batch: int = typer.Option(4, "--batch", min=1),
-    lr: float = typer.Option(2e-4, "--lr"),
+    lr: float = typer.Option(1e-4, "--lr", help="peak learning rate (AdamW, cosine)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     val_fraction: float = typer.Option(0.1, "--val-fraction"),
     base_width: int = typer.Option(64, "--base-width", help="64 = the paper's MAResU-Net"),

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from facedit.options import pipeline_options
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -149,22 +151,6 @@ class ApiClient:
         return found
 
 
-def _submit_options(
-    suppressor: str | None, activation: str | None, output_size: int | None,
-    intermediates: bool,
-) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if suppressor:
-        options["suppressor"] = suppressor
-    if activation:
-        options["activation"] = activation
-    if output_size:
-        options["output_size"] = output_size
-    if intermediates:
-        options["intermediates"] = True
-    return options
-
-
 def submit(
     directory: Path = typer.Argument(..., help="folder of images (or one image file)"),
     edit: list[str] = typer.Option([], "--edit", "-e", help="ATTRIBUTE=STRENGTH[@START-END]"),
@@ -204,7 +190,7 @@ def submit(
     body = {
         "items": [{"input_key": k, "name": p.name} for k, p in zip(keys, paths, strict=True)],
         "edits": edits,
-        "options": _submit_options(suppressor, activation, output_size, intermediates),
+        "options": pipeline_options(suppressor, activation, output_size, intermediates),
         "format": output_format,
         "align": align,
         "all_faces": all_faces,

@@ -22,6 +22,7 @@ DIFFCAM_FILE = "diff_cam_weight.pt"
 SUPPRESSOR_FILE = "maresunet_suppressor.pt"
 DEGHOSTING_FILE = "deghosting.pt"
 DIRECTIONS_DIR = "directions"
+INVERSIONS = {"e4e": E4E_FILE, "psp": PSP_FILE}
 
 
 @dataclass
@@ -134,7 +135,7 @@ def official_bundle(
 
     device = torch.device(device)
     weights_dir = Path(weights_dir)
-    encoder_file = weights_dir / (E4E_FILE if inversion == "e4e" else PSP_FILE)
+    encoder_file = weights_dir / INVERSIONS[inversion]
     if not encoder_file.is_file():
         raise ModelUnavailable(
             f"{encoder_file} is missing: download it (see `facedit weights list`) and run "
@@ -179,15 +180,24 @@ def official_bundle(
 
 
 def load_bundle(
-    models: str, weights_dir: Path | None, device: str = "auto", inversion: str = "e4e"
+    models: str, weights_dir: Path | None, device: str = "auto", inversion: str | None = None
 ) -> ModelBundle:
-    """``models``: ``toy``, ``auto`` (official weights if present, else toy) or a folder."""
+    """``models``: ``toy``, ``auto`` (official weights if present, else toy) or a folder.
+
+    ``inversion``: ``e4e`` or ``psp`` (SDEA inverts with pSp); default ``FACEDIT_INVERSION``.
+    """
+    if inversion is None:
+        from shared.config import get_settings
+
+        inversion = get_settings().inversion
+    if inversion not in INVERSIONS:
+        raise ModelUnavailable(f"inversion {inversion!r}: expected one of {list(INVERSIONS)}")
     target = resolve_device(device)
     if models == "toy":
         return toy_bundle(target)
     folder = Path(weights_dir) if models == "auto" and weights_dir else Path(models)
     if models == "auto":
-        have = weights_dir and (Path(weights_dir) / E4E_FILE).is_file()
+        have = weights_dir and (Path(weights_dir) / INVERSIONS[inversion]).is_file()
         if not have:
             bundle = toy_bundle(target)
             bundle.notes.insert(0, f"no official weights in {weights_dir}: using the toy preset")

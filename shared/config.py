@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,7 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     weights_dir: Path | None = None
     models: str = "auto"
+    inversion: Literal["e4e", "psp"] = "e4e"
     device: str = "auto"
     batch_size: int = Field(default=8, ge=1, le=256)
     max_image_bytes: int = Field(default=25 * 1024 * 1024, ge=1)

@@ -153,3 +153,30 @@ def test_demo_command(tmp_path, env):
     jobs = _read_jobs(out / "results")
     assert len(jobs) == 4 and all(j["status"] == "succeeded" for j in jobs)
     assert "toy preset" in result.output
+
+
+def test_edit_unaligned_photo_returns_the_whole_photo(tmp_path, env, faces_dir):
+    """Alignment (dlib) → edit → paste-back: the user gets their whole photo back."""
+    photo = sorted((faces_dir / "photos").glob("*.jpg"))[0]
+    out = tmp_path / "edited.png"
+    result = _invoke(["edit", str(photo), "-e", "smile=+3", "-o", str(out), "--models", "toy",
+                      "--align", "always", "--suppressor", "poisson", "--save-intermediates"])
+    assert result.exit_code == 0, result.output
+    with Image.open(photo) as original_image:
+        original = np.asarray(original_image.convert("RGB"))
+    edited = np.asarray(Image.open(out))
+    assert edited.shape == original.shape
+    changed = np.any(edited != original, axis=-1)
+    assert 0 < changed.mean() < 0.9  # the face region changed, the rest of the photo did not
+    ys, xs = np.nonzero(changed)
+    assert ys.min() > 0 or xs.min() > 0 or ys.max() < original.shape[0] - 1
+    assert (tmp_path / "edited.mask.png").is_file()
+
+
+def test_edit_without_a_face_fails_with_no_face_found(tmp_path, env):
+    flat = tmp_path / "wall.png"
+    flat.write_bytes(png_bytes(300, 200))
+    result = _invoke(["edit", str(flat), "-e", "smile=+1", "-o", str(tmp_path / "x.png"),
+                      "--models", "toy", "--align", "always"])
+    assert result.exit_code == 1
+    assert "no_face_found" in result.output
