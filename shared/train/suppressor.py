@@ -1,0 +1,444 @@
+"""Train the MAResU-Net suppressor: naive composite → Poisson composite.
+
+The network is used exactly as the pipeline uses it (:func:`~shared.models.maresunet.
+residual_refine`: it predicts a residual on the naive composite; the head starts at zero, so
+training starts from the identity).
+
+Loss: ``L1 + (1 − SSIM)`` with equal weights. L1 keeps colours exact; SSIM (Gaussian 11×11,
+σ 1.5, computed differentiably below) rewards the local structure and contrast that seams and
+halos break. Both lie on comparable scales for [0, 1] images, so neither weight dominates.
+
+AdamW (weight decay 1e-4), a linear warm-up over the first 5 % of the steps (at most 100),
+then a cosine schedule from ``lr`` to ``lr/100``. The default ``lr`` is 1e-4: the head starts
+at zero, so every deviation from the identity first raises the loss, and at 5e-4 Adam's
+sign-like first steps drive the pre-head ReLUs (``finalconv2``) dead within ~30 steps — an
+absorbing state in which the network can only ever output the identity. Mixed precision
+(bf16 where supported, else fp16 with a gradient scaler) on CUDA only.
+Augmentation: random horizontal flips (deterministic from the seed). Batches are drawn with a
+dedicated seeded generator; the checkpoint stores it together with the optimiser, scheduler,
+scaler and the torch / numpy / python RNG states, so a resumed CPU run is bit-identical to an
+uninterrupted one. The validation split is by source image (seeded), so no face is in both.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+CHECKPOINT_FORMAT = "facedit-suppressor-v1"
+LOG_COLUMNS = ("step", "train_loss", "val_l1", "val_psnr", "val_ssim", "lr", "seconds")
+
+
+@dataclass
+class TrainConfig:
+    pairs: str
+    out: str
+    size: int = 256
+    steps: int = 1000
+    batch: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    device: str = "auto"
+    val_fraction: float = 0.1
+    base_width: int = 64
+    seed: int = 0
+    val_every: int = 50
+    save_every: int = 100
+    ssim_weight: float = 1.0
+
+    def validate(self) -> None:
+        if not 32 <= self.size <= 2048 or self.size % 32:
+            raise ValueError(f"size: must be a multiple of 32 in [32, 2048], got {self.size}")
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError(f"steps and batch: must be ≥ 1, got {self.steps}, {self.batch}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction: must be in [0, 1), got {self.val_fraction}")
+        if self.val_every < 1 or self.save_every < 1:
+            raise ValueError("val_every and save_every: must be ≥ 1")
+
+
+# --------------------------------------------------------------- loss
+
+
+def _gaussian_window(dtype: torch.dtype, device: torch.device, size: int = 11,
+                     sigma: float = 1.5) -> Tensor:
+    coords = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
+    taps = torch.exp(-(coords**2) / (2 * sigma**2))
+    return taps / taps.sum()
+
+
+def ssim_differentiable(x: Tensor, y: Tensor) -> Tensor:
+    """Mean SSIM over the batch (same constants as :func:`shared.metrics.ssim`, valid window)."""
+    channels = x.shape[1]
+    taps = _gaussian_window(x.dtype, x.device)
+    horizontal = taps.view(1, 1, 1, -1).repeat(5 * channels, 1, 1, 1)
+    vertical = taps.view(1, 1, -1, 1).repeat(5 * channels, 1, 1, 1)
+    maps = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+    moments = F.conv2d(F.conv2d(maps, horizontal, groups=5 * channels), vertical,
+                       groups=5 * channels)
+    mu_x, mu_y, mu_xx, mu_yy, mu_xy = moments.split(channels, dim=1)
+    var_x, var_y = mu_xx - mu_x * mu_x, mu_yy - mu_y * mu_y
+    cov = mu_xy - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    value = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
+    return value.mean()
+
+
+def suppressor_loss(output: Tensor, target: Tensor, ssim_weight: float = 1.0) -> Tensor:
+    output, target = output.float(), target.float()
+    return F.l1_loss(output, target) + ssim_weight * (1 - ssim_differentiable(output, target))
+
+
+# --------------------------------------------------------------- data
+
+
+def split_by_source(rows: list[dict[str, Any]], val_fraction: float, seed: int
+                    ) -> tuple[list[int], list[int]]:
+    """(train, val) row indices; every pair of a source image lands on the same side."""
+    sources = sorted({row["source"] for row in rows})
+    random.Random(seed).shuffle(sources)
+    n_val = 0
+    if val_fraction > 0 and len(sources) >= 2:
+        n_val = min(len(sources) - 1, max(1, round(val_fraction * len(sources))))
+    val_sources = set(sources[:n_val])
+    train = [i for i, row in enumerate(rows) if row["source"] not in val_sources]
+    val = [i for i, row in enumerate(rows) if row["source"] in val_sources]
+    return train, val
+
+
+def load_pair_tensors(pairs_dir: Path, rows: list[dict[str, Any]], size: int
+                      ) -> tuple[Tensor, Tensor]:
+    """(naive, poisson) uint8 tensors (N, 3, size, size)."""
+    from shared.train.pairs import read_png
+
+    naive, target = [], []
+    for row in rows:
+        for kind, bucket in (("naive", naive), ("poisson", target)):
+            image = torch.from_numpy(read_png(Path(pairs_dir) / row[kind])).permute(2, 0, 1)[None]
+            if image.shape[-1] != size:
+                image = F.interpolate(image, size=(size, size), mode="area"
+                                      if image.shape[-1] > size else "bilinear")
+            bucket.append((image.clamp(0, 1) * 255).round().to(torch.uint8))
+    return torch.cat(naive), torch.cat(target)
+
+
+def _as_float(images: Tensor, device: torch.device) -> Tensor:
+    return images.to(device).float() / 255.0
+
+
+# --------------------------------------------------------------- checkpoints
+
+
+def _rng_states(sampler: torch.Generator) -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "sampler": sampler.get_state(),
+        "numpy": [kind, [int(k) for k in keys], int(pos), int(has_gauss), float(gauss)],
+        "python": [version, list(internal), gauss_next],
+    }
+
+
+def _restore_rng_states(states: dict[str, Any], sampler: torch.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    sampler.set_state(states["sampler"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def _save(path: Path, checkpoint: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".part")
+    torch.save(checkpoint, tmp)
+    tmp.replace(path)
+
+
+def log_path(out: Path) -> Path:
+    return Path(out).with_suffix(".log.csv")
+
+
+def plot_path(out: Path) -> Path:
+    return Path(out).with_suffix(".curves.png")
+
+
+# --------------------------------------------------------------- training
+
+
+def warmup_steps(steps: int) -> int:
+    """Linear warm-up length: 5 % of the run, at most 100 steps."""
+    return max(1, min(100, steps // 20))
+
+
+@dataclass
+class TrainResult:
+    step: int
+    seconds: float
+    metrics: dict[str, float]
+    checkpoint: Path
+    log: Path
+    plot: Path
+
+
+def train_suppressor(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    stop_at: int | None = None,
+    progress: bool = True,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train (or resume) and write the checkpoint, CSV log and curve plot next to ``out``.
+
+    ``stop_at``: stop after this step (a deliberate interruption; continue with ``resume``).
+    """
+    from shared.bundle import resolve_device
+    from shared.models.maresunet import (
+        MAResUNet,
+        maresunet_checkpoint,
+        residual_refine,
+        zero_init_head,
+    )
+    from shared.train.pairs import read_manifest
+
+    config.validate()
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    rows = read_manifest(Path(config.pairs))
+    train_idx, val_idx = split_by_source(rows, config.val_fraction, config.seed)
+    if not train_idx:
+        raise ValueError("pairs: no training pairs left after the validation split")
+    naive, target = load_pair_tensors(Path(config.pairs), rows, config.size)
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    random.seed(config.seed)
+    sampler = torch.Generator().manual_seed(config.seed)
+    net = zero_init_head(MAResUNet(num_classes=3, base_width=config.base_width)).to(device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    warmup = warmup_steps(config.steps)
+    scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [
+        torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=warmup),
+        torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(1, config.steps - warmup), eta_min=config.lr / 100),
+    ], milestones=[warmup])
+    amp_dtype = None
+    if device.type == "cuda":
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    step, elapsed, history = 0, 0.0, []
+    if resume and out.is_file():
+        state = torch.load(out, map_location="cpu", weights_only=True)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"resume: {out} is not a {CHECKPOINT_FORMAT} checkpoint")
+        saved = state["config"]["train"]
+        for key in ("steps", "batch", "size", "base_width", "seed", "val_fraction", "pairs"):
+            if saved[key] != asdict(config)[key]:
+                raise ValueError(f"resume: --{key.replace('_', '-')} {asdict(config)[key]} "
+                                 f"differs from the checkpoint's {saved[key]}")
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        _restore_rng_states(state["rng"], sampler)
+        step, elapsed = int(state["step"]), float(state["seconds"])
+        history = _read_log(log_path(out), step)
+
+    def checkpoint(metrics: dict[str, float]) -> dict[str, Any]:
+        return maresunet_checkpoint(
+            net, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+            scaler=scaler.state_dict(), step=step, seconds=elapsed, rng=_rng_states(sampler),
+            config={**net.config, "train": asdict(config)}, metrics=metrics,
+            format=CHECKPOINT_FORMAT,
+        )
+
+    def validate() -> dict[str, float]:
+        if not val_idx:
+            return {}
+        from shared.metrics import psnr, ssim
+
+        net.eval()
+        l1, p, s = [], [], []
+        with torch.no_grad():
+            for start in range(0, len(val_idx), config.batch):
+                idx = torch.tensor(val_idx[start : start + config.batch])
+                x, y = _as_float(naive[idx], device), _as_float(target[idx], device)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    output = residual_refine(net, x)
+                output = output.float()
+                l1.append((output - y).abs().mean(dim=(1, 2, 3)).cpu())
+                p.append(psnr(output, y).cpu())
+                s.append(ssim(output, y).cpu())
+        net.train()
+        return {"val_l1": float(torch.cat(l1).mean()), "val_psnr": float(torch.cat(p).mean()),
+                "val_ssim": float(torch.cat(s).mean())}
+
+    last = stop_at if stop_at is not None else config.steps
+    last = min(last, config.steps)
+    metrics: dict[str, float] = {}
+    train_tensor = torch.tensor(train_idx)
+    net.train()
+    bar = _progress(progress, config.steps, step)
+    started = time.perf_counter() - elapsed
+    try:
+        while step < last:
+            pick = torch.randint(len(train_idx), (config.batch,), generator=sampler)
+            flip = torch.rand(config.batch, generator=sampler) < 0.5
+            idx = train_tensor[pick]
+            x, y = _as_float(naive[idx], device), _as_float(target[idx], device)
+            flip = flip.to(device).view(-1, 1, 1, 1)
+            x = torch.where(flip, x.flip(-1), x)
+            y = torch.where(flip, y.flip(-1), y)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                output = residual_refine(net, x)
+            loss = suppressor_loss(output, y, config.ssim_weight)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            lr = scheduler.get_last_lr()[0]
+            scheduler.step()
+            step += 1
+            elapsed = time.perf_counter() - started
+            row: dict[str, Any] = {"step": step, "train_loss": loss.item(), "lr": lr,
+                                   "seconds": round(elapsed, 3)}
+            if step % config.val_every == 0 or step == config.steps:
+                metrics = validate()
+                row.update(metrics)
+            history.append(row)
+            if on_log:
+                on_log(row)
+            if bar is not None:
+                bar[0].update(bar[1], completed=step,
+                              info=f"loss {loss.item():.4f}" + (
+                                  f" val PSNR {metrics['val_psnr']:.2f}" if metrics else ""))
+            if step % config.save_every == 0 or step == last:
+                _save(out, checkpoint(metrics))
+                _write_log(log_path(out), history)
+    finally:
+        if bar is not None:
+            bar[0].stop()
+    _save(out, checkpoint(metrics))
+    _write_log(log_path(out), history)
+    plot_curves(history, plot_path(out))
+    return TrainResult(step, elapsed, metrics, out, log_path(out), plot_path(out))
+
+
+def _progress(enabled: bool, total: int, completed: int):
+    if not enabled:
+        return None
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(),
+                        TextColumn("{task.fields[info]}"))
+    progress.start()
+    task = progress.add_task("train", total=total, completed=completed, info="")
+    return progress, task
+
+
+def _write_log(path: Path, history: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: row.get(k, "") for k in LOG_COLUMNS})
+
+
+def _read_log(path: Path, up_to: int) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, newline="") as handle:
+        for raw in csv.DictReader(handle):
+            row = {k: (float(v) if v not in ("", None) else None) for k, v in raw.items()}
+            row = {k: v for k, v in row.items() if v is not None}
+            row["step"] = int(row["step"])
+            if row["step"] <= up_to:
+                rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------- plot (PIL, no matplotlib)
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """Two panels: training loss (and its running mean) and validation PSNR, over steps."""
+    from PIL import Image, ImageDraw
+
+    width, height, margin = 900, 360, 50
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    panels = [("train loss", [(r["step"], r["train_loss"]) for r in history if "train_loss" in r]),
+              ("val PSNR (dB)", [(r["step"], r["val_psnr"]) for r in history if "val_psnr" in r])]
+    panel_width = (width - 3 * margin) // 2
+    for k, (title, points) in enumerate(panels):
+        left = margin + k * (panel_width + margin)
+        box = (left, margin, left + panel_width, height - margin)
+        draw.rectangle(box, outline="black")
+        draw.text((left, 15), title, fill="black")
+        if not points:
+            continue
+        xs = [p[0] for p in points]
+        ys = [p[1] for p in points]
+        if k == 0 and len(ys) > 10:
+            window = max(1, len(ys) // 50)
+            ys = [sum(ys[max(0, i - window) : i + 1]) / len(ys[max(0, i - window) : i + 1])
+                  for i in range(len(ys))]
+        x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+        finite = [y for y in ys if math.isfinite(y)]
+        y0, y1 = (min(finite), max(finite)) if finite else (0.0, 1.0)
+        y1 = y1 if y1 > y0 else y0 + 1e-6
+
+        def to_xy(x: float, y: float, box=box, x0=x0, x1=x1, y0=y0, y1=y1) -> tuple[float, float]:
+            return (box[0] + (x - x0) / (x1 - x0) * (box[2] - box[0]),
+                    box[3] - (y - y0) / (y1 - y0) * (box[3] - box[1]))
+
+        line = [to_xy(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(y)]
+        if len(line) > 1:
+            draw.line(line, fill=(200, 30, 30), width=2)
+        elif line:
+            draw.ellipse([line[0][0] - 2, line[0][1] - 2, line[0][0] + 2, line[0][1] + 2],
+                         fill=(200, 30, 30))
+        draw.text((box[0] - 45, box[1] - 4), f"{y1:.4g}", fill="black")
+        draw.text((box[0] - 45, box[3] - 8), f"{y0:.4g}", fill="black")
+        draw.text((box[0], box[3] + 6), f"{x0}", fill="black")
+        draw.text((box[2] - 30, box[3] + 6), f"{x1} steps", fill="black")
+    image.save(path)
+
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "TrainConfig",
+    "TrainResult",
+    "load_pair_tensors",
+    "plot_curves",
+    "split_by_source",
+    "ssim_differentiable",
+    "suppressor_loss",
+    "train_suppressor",
+]

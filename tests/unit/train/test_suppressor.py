@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from facedit.cli import app
+from shared.metrics import ssim
+from shared.models.maresunet import load_maresunet, residual_refine
+from shared.train.pairs import read_manifest
+from shared.train.suppressor import (
+    CHECKPOINT_FORMAT,
+    TrainConfig,
+    load_pair_tensors,
+    split_by_source,
+    ssim_differentiable,
+    suppressor_loss,
+    train_suppressor,
+)
+from shared.weights import check_file
+
+
+def _config(pairs: Path, out: Path, **changes) -> TrainConfig:
+    values = dict(pairs=str(pairs), out=str(out), size=64, steps=6, batch=2, base_width=8,
+                  device="cpu", val_every=3, save_every=100, val_fraction=0.25, lr=1e-3)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def test_differentiable_ssim_matches_the_metric() -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 32, 32, generator=generator)
+    y = (x + 0.1 * torch.rand(2, 3, 32, 32, generator=generator)).clamp(0, 1)
+    expected = float(ssim(x, y).mean())
+    assert float(ssim_differentiable(x.double(), y.double())) == pytest.approx(expected, abs=1e-9)
+    x.requires_grad_(True)
+    ssim_differentiable(x, y).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_validation_split_is_by_source_and_seeded() -> None:
+    rows = [{"source": f"face{i // 2}.png"} for i in range(20)]
+    train, val = split_by_source(rows, 0.2, seed=4)
+    assert sorted(train + val) == list(range(20))
+    assert {rows[i]["source"] for i in train}.isdisjoint({rows[i]["source"] for i in val})
+    assert len({rows[i]["source"] for i in val}) == 2
+    assert split_by_source(rows, 0.2, seed=4) == (train, val)
+
+
+def test_loss_decreases_on_a_tiny_set(tiny_pairs: Path, tmp_path: Path) -> None:
+    # A learnable target (the naive composite darkened by 20 %) checks that gradients reach
+    # the network and the optimiser fits it within a few steps.
+    pairs = tmp_path / "pairs"
+    shutil.copytree(tiny_pairs, pairs)
+    for row in read_manifest(pairs):
+        pixels = np.asarray(Image.open(pairs / row["naive"]), dtype=np.float32)
+        Image.fromarray(np.rint(pixels * 0.8).astype(np.uint8)).save(pairs / row["poisson"])
+    losses: list[float] = []
+    config = _config(pairs, tmp_path / "s.pt", steps=30, batch=4, val_every=30, lr=1e-3,
+                     val_fraction=0.0)
+    train_suppressor(config, progress=False, on_log=lambda row: losses.append(row["train_loss"]))
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < 0.9 * sum(losses[:5]) / 5
+    naive, target = load_pair_tensors(pairs, read_manifest(pairs), 64)
+    x, y = naive.float() / 255, target.float() / 255
+    with torch.no_grad():
+        fitted = suppressor_loss(residual_refine(load_maresunet(tmp_path / "s.pt"), x), y)
+    assert float(fitted) < 0.9 * float(suppressor_loss(x, y))
+
+
+def test_resume_is_bit_exact(tiny_pairs: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight.pt"
+    split = tmp_path / "split.pt"
+    train_suppressor(_config(tiny_pairs, straight), progress=False)
+    first = train_suppressor(_config(tiny_pairs, split), progress=False, stop_at=3)
+    assert first.step == 3
+    second = train_suppressor(_config(tiny_pairs, split), progress=False, resume=True)
+    assert second.step == 6
+    a = torch.load(straight, weights_only=True)
+    b = torch.load(split, weights_only=True)
+    assert a["format"] == b["format"] == CHECKPOINT_FORMAT
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    with open(split.with_suffix(".log.csv")) as handle:
+        assert [int(r["step"]) for r in csv.DictReader(handle)] == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="steps"):
+        train_suppressor(_config(tiny_pairs, split, steps=8), progress=False, resume=True)
+
+
+def test_checkpoint_is_usable(tiny_pairs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ckpt.pt"
+    result = train_suppressor(_config(tiny_pairs, out, steps=3), progress=False)
+    assert result.plot.is_file() and result.log.is_file()
+    check = check_file(out)
+    assert check.ok, check.line()
+    assert "MAResU-Net" in check.kind
+    net = load_maresunet(out)
+    assert net.base_width == 8 and not net.training
+    state = torch.load(out, weights_only=True)
+    assert state["step"] == 3
+    assert set(state["rng"]) == {"torch", "sampler", "numpy", "python"}
+    assert {"val_l1", "val_psnr", "val_ssim"} <= set(state["metrics"])
+
+
+def test_cli_trains(tiny_pairs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli.pt"
+    result = CliRunner().invoke(app, [
+        "train", "suppressor", "--pairs", str(tiny_pairs), "--out", str(out), "--size", "64",
+        "--steps", "2", "--batch", "2", "--base-width", "8", "--device", "cpu",
+        "--val-fraction", "0.25"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and "step 2/2" in result.output
+    bad = CliRunner().invoke(app, ["train", "suppressor", "--pairs", str(tmp_path / "none"),
+                                   "--out", str(out), "--device", "cpu"])
+    assert bad.exit_code == 2
+
+
+def test_manifest_rows_are_read(tiny_pairs: Path) -> None:
+    assert len(read_manifest(tiny_pairs)) == 8
