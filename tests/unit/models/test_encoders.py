@@ -3,7 +3,6 @@ and loading official-layout checkpoints (built here in small configurations)."""
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -18,8 +17,8 @@ from shared.models.encoders import (
     load_encoder,
 )
 from shared.models.stylegan2 import Generator
+from tests.model_layouts import layout, official_layout
 
-KEYS_DIR = Path(__file__).resolve().parents[4] / "shared" / "design" / "keys"
 TOY = {"n_styles": 8, "style_dim": 16, "input_size": 64, "channel_scale": 1 / 16}
 TOY_DECODER = {"size": 32, "style_dim": 16, "n_mlp": 2, "channel_scale": 1 / 32}
 
@@ -31,15 +30,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def official_layout(name: str) -> list[tuple[str, tuple[int, ...]]]:
-    keys = json.loads((KEYS_DIR / name).read_text())["keys"]
-    return [(k, tuple(v)) for k, v in keys.items()]
-
-
-def layout(module: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
-    return [(k, tuple(v.shape)) for k, v in module.state_dict().items()]
 
 
 def randomized(module: torch.nn.Module, seed: int) -> torch.nn.Module:

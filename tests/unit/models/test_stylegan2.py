@@ -4,7 +4,6 @@ against a deliberately naive re-derivation (per-sample convolutions, zero insert
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -14,8 +13,8 @@ import torch
 from torch.nn import functional as F
 
 from shared.models.stylegan2 import Generator, load_generator, upfirdn2d
+from tests.model_layouts import layout, official_layout
 
-KEYS_DIR = Path(__file__).resolve().parents[4] / "shared" / "design" / "keys"
 TOY = {"size": 32, "style_dim": 16, "n_mlp": 2, "channel_scale": 1 / 32}
 
 
@@ -26,15 +25,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def official_layout(name: str) -> list[tuple[str, tuple[int, ...]]]:
-    keys = json.loads((KEYS_DIR / name).read_text())["keys"]
-    return [(k, tuple(v)) for k, v in keys.items()]
-
-
-def layout(module: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
-    return [(k, tuple(v.shape)) for k, v in module.state_dict().items()]
 
 
 def toy_generator(seed: int = 0, **overrides: object) -> Generator:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +19,7 @@ from shared.models.sdea_deghosting import (
     mmgen_generator_state_dict,
 )
 from shared.pipeline import EditPipeline, PipelineConfig
+from tests.model_layouts import official_keys
 from tests.unit.core.checkpoints import write_weights_dir
 
 TOY = {"in_size": 16, "out_size": 64, "style_dim": 16, "channel_scale": 1 / 16, "num_rrdbs": 1,
@@ -31,13 +29,7 @@ TOY = {"in_size": 16, "out_size": 64, "style_dim": 16, "channel_scale": 1 / 16, 
 @pytest.fixture(scope="module")
 def official_keys_json() -> dict[str, list[int]]:
     """{key: shape} of rosinality's Generator(1024) ``g_ema`` (from the design key files)."""
-    env = os.environ.get("FACEDIT_DESIGN_KEYS_DIR")
-    repo_root = Path(__file__).resolve().parents[3]
-    folder = Path(env) if env else repo_root.parent / "shared" / "design" / "keys"
-    path = folder / "stylegan2_1024_config-f_g_ema.json"
-    if not path.is_file():
-        raise RuntimeError(f"{path} not found; set FACEDIT_DESIGN_KEYS_DIR")
-    return json.loads(path.read_text())["keys"]
+    return official_keys("stylegan2_1024_config-f_g_ema.json")
 
 
 def _params(module: torch.nn.Module) -> int:
