@@ -180,3 +180,10 @@ def test_edit_without_a_face_fails_with_no_face_found(tmp_path, env):
                       "--models", "toy", "--align", "always"])
     assert result.exit_code == 1
     assert "no_face_found" in result.output
+
+
+def test_attributes_lists_the_toy_edits(env):
+    result = _invoke(["attributes", "--models", "toy"])
+    assert result.exit_code == 0
+    for name in ("smile", "age", "pose", "glasses"):
+        assert name in result.output
