@@ -17,6 +17,9 @@ from shared.train.pairs import read_manifest
 from shared.train.suppressor import (
     CHECKPOINT_FORMAT,
     TrainConfig,
+    band_weights,
+    calibrate_batch_norm,
+    frozen_bn_train_mode,
     load_pair_tensors,
     split_by_source,
     ssim_differentiable,
@@ -42,6 +45,48 @@ def test_differentiable_ssim_matches_the_metric() -> None:
     x.requires_grad_(True)
     ssim_differentiable(x, y).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_band_weighted_charbonnier_loss() -> None:
+    masks = torch.zeros(1, 1, 16, 16, dtype=torch.uint8)
+    masks[..., 6:8, 6:8] = 255
+    weights = band_weights(masks, 10.0, radius=2)
+    assert weights[0, 0, 7, 7] == 11 and weights[0, 0, 4, 4] == 11 and weights[0, 0, 0, 0] == 1
+    target = torch.zeros(1, 3, 16, 16)
+    inside, outside = target.clone(), target.clone()
+    inside[..., 7, 7] = 0.5
+    outside[..., 0, 0] = 0.5
+    # The same error costs more inside the band than outside it; eps = 0 is plain L1.
+    assert suppressor_loss(inside, target, 0.0, weights) > suppressor_loss(
+        outside, target, 0.0, weights)
+    assert float(suppressor_loss(inside, target, 0.0)) == pytest.approx(0.5 / 256)
+    assert suppressor_loss(inside, target, 0.0, eps=0.01) < suppressor_loss(inside, target, 0.0)
+
+
+def test_frozen_batch_norm_makes_training_and_evaluation_agree() -> None:
+    from shared.models.maresunet import MAResUNet
+
+    torch.manual_seed(0)
+    net = MAResUNet(num_classes=3, base_width=8)
+    images = (torch.rand(6, 3, 32, 32) * 255).to(torch.uint8)
+    calibrate_batch_norm(net, images, 3, torch.device("cpu"))
+    assert float(net.firstbn.running_mean.abs().sum()) > 0
+    x = images[:2].float() / 255 * 2 - 1
+    with torch.no_grad():
+        evaluated = net(x)
+        frozen_bn_train_mode(net)
+        assert net.training and not net.firstbn.training
+        for module in net.modules():  # dropout aside, training must now compute eval's function
+            if isinstance(module, torch.nn.Dropout2d):
+                module.eval()
+        trained = net(x)
+        net.train()
+        for module in net.modules():
+            if isinstance(module, torch.nn.Dropout2d):
+                module.eval()
+        batch_stats = net(x)
+    assert torch.equal(trained, evaluated)
+    assert not torch.allclose(batch_stats, evaluated)
 
 
 def test_validation_split_is_by_source_and_seeded() -> None:
