@@ -98,6 +98,18 @@ def _job_options(pipeline_options: dict, align: str, all_faces: bool) -> dict:
     return options
 
 
+def _embedded_runtime(storage_url: str):
+    """The migrated job store and the storage an in-process run writes to."""
+    from shared.jobs import JobStore
+    from shared.storage import open_storage
+
+    settings = get_settings()
+    store = JobStore(settings.database_url)
+    store.migrate()
+    return store, open_storage(storage_url, settings.s3_endpoint_url, settings.s3_region)
+
+
+SUPPRESSOR_HELP = "maresunet | poisson | poisson-opencv | naive | sdea"
 MODELS_HELP = "toy, auto (official weights in FACEDIT_WEIGHTS_DIR if present) or a weights folder"
 
 
@@ -109,7 +121,7 @@ def run(
     models: str = typer.Option(None, "--models", help=MODELS_HELP),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="images per GPU batch"),
     suppressor: str = typer.Option(None, "--suppressor",
-                                   help="maresunet | poisson | poisson-opencv | naive"),
+                                   help=SUPPRESSOR_HELP),
     activation: str = typer.Option(None, "--activation", help="feature_diff | diffcam"),
     output_size: int = typer.Option(None, "--output-size", help="square output side in pixels"),
     save_intermediates: bool = typer.Option(False, "--save-intermediates"),
@@ -119,8 +131,6 @@ def run(
 ) -> None:
     """Edit a batch of photos in-process (embedded runtime: SQLite + local storage)."""
     from facedit.embedded import collect_inputs, run_embedded
-    from shared.jobs import JobStore
-    from shared.storage import open_storage
 
     settings = get_settings()
     edits = _parse_edits(edit)
@@ -130,10 +140,8 @@ def run(
     if not paths:
         _fail_usage("no input images found")
     pipeline = _load_pipeline(models, device, edits, options)
-    store = JobStore(settings.database_url)
-    store.migrate()
     storage_url = os.environ.get("FACEDIT_STORAGE_URL") or f"file://{out.absolute()}"
-    storage = open_storage(storage_url, settings.s3_endpoint_url, settings.s3_region)
+    store, storage = _embedded_runtime(storage_url)
     with Progress(
         TextColumn("[bold]editing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[last]}"), console=console, transient=False,
@@ -166,7 +174,7 @@ def edit(
     output: Path = typer.Option(..., "--output", "-o", help="result file (.png or .jpg)"),
     models: str = typer.Option(None, "--models", help=MODELS_HELP),
     suppressor: str = typer.Option(None, "--suppressor",
-                                   help="maresunet | poisson | poisson-opencv | naive"),
+                                   help=SUPPRESSOR_HELP),
     activation: str = typer.Option(None, "--activation", help="feature_diff | diffcam"),
     output_size: int = typer.Option(None, "--output-size", help="square output side in pixels"),
     save_intermediates: bool = typer.Option(False, "--save-intermediates",
@@ -177,8 +185,6 @@ def edit(
 ) -> None:
     """Edit one photo; an unaligned photo is aligned and the edit pasted back into it."""
     from facedit.embedded import run_embedded
-    from shared.jobs import JobStore
-    from shared.storage import open_storage
 
     settings = get_settings()
     edits = _parse_edits(edit)
@@ -189,9 +195,7 @@ def edit(
     job_options = _job_options(options, align, all_faces)
     job_options["format"] = "jpg" if fmt in {"jpg", "jpeg"} else "png"
     pipeline = _load_pipeline(models, device, edits, options)
-    store = JobStore(settings.database_url)
-    store.migrate()
-    storage = open_storage(settings.storage_url, settings.s3_endpoint_url, settings.s3_region)
+    store, storage = _embedded_runtime(settings.storage_url)
     batch_id, records = run_embedded(
         [image], edits, settings.data_dir / "edits", store=store, storage=storage,
         pipeline=pipeline, job_options=job_options, batch_size=1, settings=settings,
