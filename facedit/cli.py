@@ -419,13 +419,22 @@ def train_suppressor_command(
     resume: bool = typer.Option(False, "--resume", help="continue from --out if it exists"),
     stop_at: int = typer.Option(None, "--stop-at", min=1,
                                 help="stop after this step (continue later with --resume)"),
+    mask_input: bool = typer.Option(
+        False, "--mask-input",
+        help="give the network the blend mask as a 4th input channel (facedit's variant; "
+             "the paper's network sees the composite only)"),
+    composite: str = typer.Option(
+        "binary", "--composite",
+        help="input composite: binary (edit where mask ≥ 0.5, as the Poisson target) | soft "
+             "(the pairs' naive file)"),
 ) -> None:
     """Train MAResU-Net to turn naive composites into Poisson composites."""
     from shared.train.suppressor import TrainConfig, train_suppressor
 
     config = TrainConfig(pairs=str(pairs), out=str(out), size=size, steps=steps, batch=batch,
                          lr=lr, device=device, val_fraction=val_fraction, base_width=base_width,
-                         seed=seed, val_every=val_every, save_every=save_every)
+                         seed=seed, val_every=val_every, save_every=save_every,
+                         mask_input=mask_input, composite=composite)
     try:
         result = train_suppressor(config, resume=resume, stop_at=stop_at)
     except (ValueError, FaceditError) as exc:

@@ -143,26 +143,22 @@ def _eroded_box(mask: Tensor, y0: int, y1: int, x0: int, x1: int) -> Tensor:
 
 def _solve_roi(src: Tensor, dst: Tensor, eroded: Tensor, mixed: bool) -> Tensor:
     """Solve the ROI's interior (C, h−2, w−2) given src/dst (C, h, w) and the eroded mask."""
+    # With u = dst + e the guidance G = ∇dst + m·(∇src − ∇dst) leaves Δe = div(m·(∇src − ∇dst))
+    # and e = 0 on the frame (u = dst there): the frame terms vanish and ∇dst cancels.
     # Forward differences on the (h−1)×(w−1) block where both are defined inside the ROI.
-    # G = ∇dst + m·(∇src − ∇dst) = ∇dst + m·∇(src − dst).
-    gdx = dst[:, :-1, 1:] - dst[:, :-1, :-1]
-    gdy = dst[:, 1:, :-1] - dst[:, :-1, :-1]
     m = eroded[:, :-1, :-1]
+    diff = src - dst
+    gx = diff[:, :-1, 1:] - diff[:, :-1, :-1]
+    gy = diff[:, 1:, :-1] - diff[:, :-1, :-1]
     if mixed:
-        gsx = src[:, :-1, 1:] - src[:, :-1, :-1]
-        gsy = src[:, 1:, :-1] - src[:, :-1, :-1]
-        m = m * ((gsx - gsy).abs() > (gdx - gdy).abs() + _MIXED_TIE_MARGIN)
-        gx = gdx.addcmul_(m, gsx - gdx)
-        gy = gdy.addcmul_(m, gsy - gdy)
-    else:
-        diff = src - dst
-        gx = gdx.addcmul_(m, diff[:, :-1, 1:] - diff[:, :-1, :-1])
-        gy = gdy.addcmul_(m, diff[:, 1:, :-1] - diff[:, :-1, :-1])
+        gdx = dst[:, :-1, 1:] - dst[:, :-1, :-1]
+        gdy = dst[:, 1:, :-1] - dst[:, :-1, :-1]
+        # OpenCV's criterion |∂x src − ∂y src| > |∂x dst − ∂y dst|, with ∇src = ∇dst + g.
+        m = m * ((gdx + gx - gdy - gy).abs() > (gdx - gdy).abs() + _MIXED_TIE_MARGIN)
+    gx.mul_(m)
+    gy.mul_(m)
     # Backward-difference divergence at the interior pixels.
-    rhs = (gx[:, 1:, 1:] - gx[:, 1:, :-1]) + (gy[:, 1:, 1:] - gy[:, :-1, 1:])
-    # The frame (= dst) moves to the right-hand side.
-    rhs[:, 0, :] -= dst[:, 0, 1:-1]
-    rhs[:, -1, :] -= dst[:, -1, 1:-1]
-    rhs[:, :, 0] -= dst[:, 1:-1, 0]
-    rhs[:, :, -1] -= dst[:, 1:-1, -1]
-    return solve_dirichlet_box(rhs)
+    rhs = gx[:, 1:, 1:] - gx[:, 1:, :-1]
+    rhs += gy[:, 1:, 1:]
+    rhs -= gy[:, :-1, 1:]
+    return solve_dirichlet_box(rhs).add_(dst[:, 1:-1, 1:-1])

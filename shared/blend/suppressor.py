@@ -13,8 +13,14 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from shared.blend.naive import naive_blend
-from shared.blend.poisson import GRADIENTS, POISSON_MODES, Gradients, PoissonMode, poisson_blend
-from shared.blend.validation import check_choice
+from shared.blend.poisson import (
+    GRADIENTS,
+    POISSON_MODES,
+    Gradients,
+    PoissonMode,
+    poisson_blend,
+)
+from shared.blend.validation import check_choice, check_image, check_mask, check_same_shape
 
 if TYPE_CHECKING:
     from shared.models.maresunet import MAResUNet
@@ -59,7 +65,11 @@ class PoissonSuppressor:
 class MAResUNetSuppressor:
     """The paper's suppressor: MAResU-Net refines the naive composite (a residual in [-1, 1]).
 
-    Runs the network as it is (device, dtype, train/eval mode and autograd are the caller's).
+    The composite is the one the network was trained on (its ``composite`` attribute): soft,
+    or with the mask binarised at 0.5 as Poisson blending does; a mask-conditioned network
+    also gets that mask; the residual is gated to the mask (``m > 0`` soft, ``m ≥ 0.5``
+    binary), so pixels outside it stay the original's. Runs the network as it is (device,
+    dtype, train/eval mode and autograd are the caller's).
     """
 
     name = "maresunet"
@@ -72,9 +82,14 @@ class MAResUNetSuppressor:
         self.network = network
 
     def __call__(self, original: Tensor, edited: Tensor, mask: Tensor) -> Tensor:
-        from shared.models.maresunet import residual_refine
+        from shared.models.maresunet import residual_refine, suppressor_inputs
 
-        return residual_refine(self.network, naive_blend(original, edited, mask))  # type: ignore[arg-type]
+        check_image("original", original)
+        check_image("edited", edited)
+        check_same_shape("edited", edited, original, "original")
+        check_mask("mask", mask, original, "original")
+        composite, net_mask, gate = suppressor_inputs(self.network, original, edited, mask)
+        return residual_refine(self.network, composite, net_mask, gate)  # type: ignore[arg-type]
 
 
 def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:

@@ -31,7 +31,20 @@ file, none of which changes a key, shape or (for square inputs whose sides are m
 
 Parametrisation used by facedit for image-to-image suppression: the network receives the
 naive composite ``x`` in [-1, 1] and predicts a residual, ``out = x + net(x)``;
-:func:`residual_refine` does this for images in [0, 1] and clamps the result.
+:func:`residual_refine` does this for images in [0, 1] and clamps the result. A
+*mask-conditioned* variant (facedit's, not the paper's: ``num_channels = 4``) also gets the
+blend mask as a fourth input channel — without it the network must find the edited region
+from the seams alone, which a small CPU-trained network did not learn to do on unseen faces
+(bench/RESULTS.md). Only ``firstconv.weight`` changes shape, (64, 4, 7, 7).
+
+``composite`` says which naive composite the network was trained on, so that the suppressor
+feeds it the same: ``"soft"`` (``edited·m + original·(1 − m)``, the default and what an
+official-format state dict is assumed to expect) or ``"binary"`` (the mask binarised at 0.5,
+the mask the Poisson target uses: edited inside, original outside, a hard seam). It is not
+part of the state dict; facedit checkpoints record it in their ``config``.
+:func:`suppressor_inputs` builds the composite, the mask channel and the residual's gate
+(the region where the composite may differ from a Poisson composite: ``m > 0`` for soft,
+``m ≥ 0.5`` for binary; outside it the original is returned untouched).
 :func:`zero_init_head` zeroes ``finalconv3`` so that an untrained network is exactly the
 identity under this parametrisation.
 
@@ -40,7 +53,8 @@ Checkpoints read by :func:`load_maresunet`:
 - an official-format plain state dict (the 370 keys above; the configuration is inferred
   from ``firstconv.weight`` and ``finalconv3.weight``), loaded strictly;
 - a facedit checkpoint: a dict ``{"model": <state dict>, "config": {"num_classes": int,
-  "base_width": int, "num_channels": int (optional, default 3)}, ...}``; any other
+  "base_width": int, "num_channels": int (optional, default 3), "composite": "soft" |
+  "binary" (optional, default "soft")}, ...}``; any other
   top-level keys (step, optimiser state, metrics) are ignored. :func:`maresunet_checkpoint`
   writes this format.
 """
@@ -59,6 +73,7 @@ from torch import Tensor, nn
 from shared.models.resnet import resnet34
 
 _STRIDE = 32
+COMPOSITES = ("soft", "binary")
 
 
 def _conv_relu(in_ch: int, out_ch: int, kernel_size: int) -> nn.Sequential:
@@ -171,8 +186,11 @@ class DecoderBlock(nn.Module):
 class MAResUNet(nn.Module):
     """MAResU-Net; ``forward`` maps (B, num_channels, H, W) to raw (B, num_classes, H, W)."""
 
-    def __init__(self, num_classes: int = 3, num_channels: int = 3, base_width: int = 64) -> None:
+    def __init__(self, num_classes: int = 3, num_channels: int = 3, base_width: int = 64,
+                 composite: str = "soft") -> None:
         super().__init__()
+        if composite not in COMPOSITES:
+            raise ValueError(f"composite must be one of {list(COMPOSITES)}, got {composite!r}")
         if num_classes < 1 or num_channels < 1:
             raise ValueError(
                 f"num_classes and num_channels must be >= 1, got {num_classes}, {num_channels}"
@@ -182,6 +200,7 @@ class MAResUNet(nn.Module):
         self.num_classes = num_classes
         self.num_channels = num_channels
         self.base_width = base_width
+        self.composite = composite
         filters = [base_width, base_width * 2, base_width * 4, base_width * 8]
         head = base_width // 2
 
@@ -210,11 +229,12 @@ class MAResUNet(nn.Module):
         self.finalconv3 = nn.Conv2d(head, num_classes, 3, padding=1)
 
     @property
-    def config(self) -> dict[str, int]:
+    def config(self) -> dict[str, int | str]:
         return {
             "num_classes": self.num_classes,
             "num_channels": self.num_channels,
             "base_width": self.base_width,
+            "composite": self.composite,
         }
 
     def forward(self, x: Tensor) -> Tensor:
@@ -251,23 +271,55 @@ def _pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
-def residual_refine(net: MAResUNet, x01: Tensor) -> Tensor:
+def residual_refine(net: MAResUNet, x01: Tensor, mask: Tensor | None = None,
+                    gate: Tensor | None = None) -> Tensor:
     """Suppress artifacts in a naive composite: (B, 3, H, W) in [0, 1] → clamped [0, 1].
 
-    The network sees ``x = 2·x01 − 1`` and predicts a residual: ``out = x + net(x)``.
+    The network sees ``x = 2·x01 − 1`` and predicts a residual: ``out = x + net(x)``. A
+    mask-conditioned network (``num_channels == num_classes + 1``) also sees the blend mask
+    (B, 1, H, W) in [0, 1] as a last input channel, scaled the same way. ``gate``
+    (B, 1, H, W), if given, limits the change to where ``gate > 0``: elsewhere the input comes
+    back bit-exactly.
     """
-    if x01.ndim != 4 or x01.shape[1] != net.num_channels:
+    conditioned = net.num_channels == net.num_classes + 1
+    if not conditioned and net.num_classes != net.num_channels:
         raise ValueError(
-            f"x01 must have shape (B, {net.num_channels}, H, W), got {tuple(x01.shape)}"
+            "residual_refine needs num_classes == num_channels (or one more input channel for "
+            f"the mask), got {net.num_classes} and {net.num_channels}"
         )
-    if net.num_classes != net.num_channels:
+    if x01.ndim != 4 or x01.shape[1] != net.num_classes:
         raise ValueError(
-            "residual_refine needs num_classes == num_channels, got "
-            f"{net.num_classes} and {net.num_channels}"
+            f"x01 must have shape (B, {net.num_classes}, H, W), got {tuple(x01.shape)}"
         )
     x = x01 * 2 - 1
-    out = x + net(x)
-    return ((out + 1) / 2).clamp(0, 1)
+    if conditioned:
+        if mask is None:
+            raise ValueError("mask: this MAResU-Net is mask-conditioned and needs the blend mask")
+        if mask.shape != (x01.shape[0], 1, *x01.shape[-2:]):
+            raise ValueError(
+                f"mask must have shape {(x01.shape[0], 1, *x01.shape[-2:])}, "
+                f"got {tuple(mask.shape)}"
+            )
+        residual = net(torch.cat([x, mask.to(x.dtype) * 2 - 1], dim=1))
+    else:
+        residual = net(x)
+    refined = ((x + residual + 1) / 2).clamp(0, 1)
+    return refined if gate is None else torch.where(gate > 0, refined, x01)
+
+
+def suppressor_inputs(net: MAResUNet, original: Tensor, edited: Tensor, mask: Tensor
+                      ) -> tuple[Tensor, Tensor, Tensor]:
+    """(composite, mask for the network, gate) for :func:`residual_refine`, following the
+    network's ``composite`` (see module doc). Images (B, 3, H, W), mask (B, 1, H, W) in [0, 1].
+    """
+    mask = mask.to(original.dtype)
+    if getattr(net, "composite", "soft") == "binary":
+        mask = (mask >= 0.5).to(original.dtype)
+        gate = mask
+    else:
+        gate = (mask > 0).to(original.dtype)
+    composite = edited.to(original.dtype) * mask + original * (1 - mask)
+    return composite, mask, gate
 
 
 @torch.no_grad()
@@ -308,6 +360,7 @@ def load_maresunet(
                 "num_classes": int(config["num_classes"]),
                 "base_width": int(config["base_width"]),
                 "num_channels": int(config.get("num_channels", 3)),
+                "composite": str(config.get("composite", "soft")),
             }
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(
@@ -347,5 +400,6 @@ __all__ = [
     "load_maresunet",
     "maresunet_checkpoint",
     "residual_refine",
+    "suppressor_inputs",
     "zero_init_head",
 ]

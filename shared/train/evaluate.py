@@ -244,8 +244,8 @@ def evaluate_blend(
     figure: Path | None = None,
 ) -> Report:
     """Methods on blend pairs vs the Poisson target and the original (see module doc)."""
+    from shared.blend.suppressor import MAResUNetSuppressor
     from shared.metrics import mae, psnr, ssim
-    from shared.models.maresunet import residual_refine
     from shared.train.pairs import read_manifest, read_png
     from shared.train.seam import colour_mismatch, seam_score
 
@@ -255,6 +255,7 @@ def evaluate_blend(
     device = torch.device(device)
     if network is not None:
         network = network.to(device).eval()
+        suppressor = MAResUNetSuppressor(network)
 
     def load(row: dict[str, Any], kind: str) -> Tensor:
         array = read_png(Path(pairs_dir) / row[kind])
@@ -278,7 +279,7 @@ def evaluate_blend(
                 result = batch["poisson"]
             elif method == "maresunet":
                 with torch.inference_mode():
-                    result = residual_refine(network, batch["naive"])  # type: ignore[arg-type]
+                    result = suppressor(batch["original"], batch["edited"], batch["mask"])
                 _synchronize(device)
             else:
                 raise ValueError(f"methods: unknown method {method!r}")

@@ -1,8 +1,22 @@
 """Train the MAResU-Net suppressor: naive composite → Poisson composite.
 
 The network is used exactly as the pipeline uses it (:func:`~shared.models.maresunet.
-residual_refine`: it predicts a residual on the naive composite; the head starts at zero, so
-training starts from the identity).
+suppressor_inputs` and :func:`~shared.models.maresunet.residual_refine`: it predicts a residual
+on the naive composite, gated to the mask; the head starts at zero, so training starts from
+the identity).
+
+The input composite (``composite``, recorded in the checkpoint so that the suppressor feeds
+the same at inference):
+
+- ``binary`` (default): edited where the mask is ≥ 0.5, original elsewhere — the mask the
+  Poisson target itself uses. The target then differs from the input only inside that mask,
+  by a smooth (harmonic) correction fixed by the jump along the seam: a function of the input.
+- ``soft``: the pairs' ``naive`` file, ``edited·m + original·(1 − m)``. Where 0 < m < 1 it
+  mixes the two images' textures (ghosting), and the target wants the edited texture alone;
+  no function of the composite recovers it exactly, so a network can only learn priors.
+
+``mask_input`` adds the (binarised, for ``binary``) mask as a fourth input channel — facedit's
+variant; the paper's network sees the three composite channels only.
 
 Loss: a band-weighted Charbonnier term ``sqrt(d² + ε²) − ε`` (ε = 0.01) plus ``1 − SSIM``
 (Gaussian 11×11, σ 1.5, computed differentiably below). The data term weighs every pixel of
@@ -57,6 +71,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 CHECKPOINT_FORMAT = "facedit-suppressor-v1"
+COMPOSITES = ("binary", "soft")
 LOG_COLUMNS = ("step", "train_loss", "val_l1", "val_psnr", "val_ssim", "lr", "seconds")
 
 
@@ -78,6 +93,8 @@ class TrainConfig:
     ssim_weight: float = 1.0
     band_weight: float = 10.0
     charbonnier_eps: float = 0.01
+    mask_input: bool = False
+    composite: str = "binary"
 
     def validate(self) -> None:
         if not 32 <= self.size <= 2048 or self.size % 32:
@@ -90,6 +107,8 @@ class TrainConfig:
             raise ValueError(f"val_fraction: must be in [0, 1), got {self.val_fraction}")
         if self.val_every < 1 or self.save_every < 1:
             raise ValueError("val_every and save_every: must be ≥ 1")
+        if self.composite not in COMPOSITES:
+            raise ValueError(f"composite: {self.composite!r} is not one of {list(COMPOSITES)}")
         if self.band_weight < 0 or self.charbonnier_eps < 0:
             raise ValueError("band_weight and charbonnier_eps: must be ≥ 0, got "
                              f"{self.band_weight}, {self.charbonnier_eps}")
@@ -164,20 +183,29 @@ def split_by_source(rows: list[dict[str, Any]], val_fraction: float, seed: int
     return train, val
 
 
-def load_pair_tensors(pairs_dir: Path, rows: list[dict[str, Any]], size: int
-                      ) -> tuple[Tensor, Tensor]:
-    """(naive, poisson) uint8 tensors (N, 3, size, size)."""
+def load_pair_images(pairs_dir: Path, rows: list[dict[str, Any]], size: int,
+                     kind: str) -> Tensor:
+    """One kind of pair image (``naive``, ``poisson``, ``original``, ``edited``) as uint8
+    tensors (N, 3, size, size)."""
     from shared.train.pairs import read_png
 
-    naive, target = [], []
+    images = []
     for row in rows:
-        for kind, bucket in (("naive", naive), ("poisson", target)):
-            image = torch.from_numpy(read_png(Path(pairs_dir) / row[kind])).permute(2, 0, 1)[None]
-            if image.shape[-1] != size:
-                image = F.interpolate(image, size=(size, size), mode="area"
-                                      if image.shape[-1] > size else "bilinear")
-            bucket.append((image.clamp(0, 1) * 255).round().to(torch.uint8))
-    return torch.cat(naive), torch.cat(target)
+        image = torch.from_numpy(read_png(Path(pairs_dir) / row[kind])).permute(2, 0, 1)[None]
+        if image.shape[-1] != size:
+            image = F.interpolate(image, size=(size, size), mode="area"
+                                  if image.shape[-1] > size else "bilinear")
+        images.append((image.clamp(0, 1) * 255).round().to(torch.uint8))
+    return torch.cat(images)
+
+
+def binary_composites(pairs_dir: Path, rows: list[dict[str, Any]], size: int,
+                      masks: Tensor) -> Tensor:
+    """``edited`` where the mask is ≥ 0.5, else ``original`` (uint8, N×3×size×size): the
+    composite with the Poisson target's own binarised mask."""
+    original = load_pair_images(pairs_dir, rows, size, "original")
+    edited = load_pair_images(pairs_dir, rows, size, "edited")
+    return torch.where(masks >= 128, edited, original)
 
 
 def load_pair_masks(pairs_dir: Path, rows: list[dict[str, Any]], size: int) -> Tensor:
@@ -245,8 +273,10 @@ def _batch_norms(net: torch.nn.Module) -> list[torch.nn.modules.batchnorm._Batch
 
 @torch.no_grad()
 def calibrate_batch_norm(net: torch.nn.Module, images: Tensor, batch: int,
-                         device: torch.device) -> None:
+                         device: torch.device, masks: Tensor | None = None) -> None:
     """Set every BatchNorm's running statistics to the exact averages over ``images`` (uint8).
+
+    ``masks`` (uint8, N×1×H×W): the extra input channel of a mask-conditioned network.
 
     Run once on the freshly initialised network; :func:`frozen_bn_train_mode` then keeps them.
     """
@@ -255,7 +285,10 @@ def calibrate_batch_norm(net: torch.nn.Module, images: Tensor, batch: int,
         module.momentum = None  # cumulative average over the calibration batches
     net.train()
     for start in range(0, len(images), batch):
-        net(_as_float(images[start : start + batch], device) * 2 - 1)
+        x = _as_float(images[start : start + batch], device)
+        if masks is not None:
+            x = torch.cat([x, _as_float(masks[start : start + batch], device)], dim=1)
+        net(x * 2 - 1)
     for module in _batch_norms(net):
         module.momentum = 0.1
     net.eval()
@@ -312,16 +345,31 @@ def train_suppressor(
     train_idx, val_idx = split_by_source(rows, config.val_fraction, config.seed)
     if not train_idx:
         raise ValueError("pairs: no training pairs left after the validation split")
-    naive, target = load_pair_tensors(Path(config.pairs), rows, config.size)
-    weights = band_weights(load_pair_masks(Path(config.pairs), rows, config.size),
-                           config.band_weight)
+    masks = load_pair_masks(Path(config.pairs), rows, config.size)
+    target = load_pair_images(Path(config.pairs), rows, config.size, "poisson")
+    if config.composite == "binary":
+        naive = binary_composites(Path(config.pairs), rows, config.size, masks)
+        masks = (masks >= 128).to(torch.uint8) * 255  # the mask the network is given
+    else:
+        naive = load_pair_images(Path(config.pairs), rows, config.size, "naive")
+    weights = band_weights(masks, config.band_weight)
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
     sampler = torch.Generator().manual_seed(config.seed)
-    net = zero_init_head(MAResUNet(num_classes=3, base_width=config.base_width)).to(device)
-    calibrate_batch_norm(net, naive[torch.tensor(train_idx)], config.batch, device)
+    net = zero_init_head(MAResUNet(num_classes=3, num_channels=4 if config.mask_input else 3,
+                                   base_width=config.base_width,
+                                   composite=config.composite)).to(device)
+    train_tensor = torch.tensor(train_idx)
+    calibrate_batch_norm(net, naive[train_tensor], config.batch, device,
+                         masks[train_tensor] if config.mask_input else None)
+
+    def refine(x: Tensor, m: Tensor) -> Tensor:
+        # masks are already binarised for the binary composite; the gate as suppressor_inputs
+        gate = m if config.composite == "binary" else (m > 0).to(m.dtype)
+        return residual_refine(net, x, m if config.mask_input else None, gate)
+
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     warmup = warmup_steps(config.steps)
@@ -340,10 +388,12 @@ def train_suppressor(
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"resume: {out} is not a {CHECKPOINT_FORMAT} checkpoint")
         saved = state["config"]["train"]
-        for key in ("steps", "batch", "size", "base_width", "seed", "val_fraction", "pairs"):
-            if saved[key] != asdict(config)[key]:
+        defaults = {"mask_input": False, "composite": "soft"}  # checkpoints before both
+        for key in ("steps", "batch", "size", "base_width", "seed", "val_fraction", "pairs",
+                    "mask_input", "composite"):
+            if saved.get(key, defaults.get(key)) != asdict(config)[key]:
                 raise ValueError(f"resume: --{key.replace('_', '-')} {asdict(config)[key]} "
-                                 f"differs from the checkpoint's {saved[key]}")
+                                 f"differs from the checkpoint's {saved.get(key)}")
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -371,8 +421,9 @@ def train_suppressor(
             for start in range(0, len(val_idx), config.batch):
                 idx = torch.tensor(val_idx[start : start + config.batch])
                 x, y = _as_float(naive[idx], device), _as_float(target[idx], device)
+                m = _as_float(masks[idx], device)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    output = residual_refine(net, x)
+                    output = refine(x, m)
                 output = output.float()
                 l1.append((output - y).abs().mean(dim=(1, 2, 3)).cpu())
                 p.append(psnr(output, y).cpu())
@@ -384,7 +435,6 @@ def train_suppressor(
     last = stop_at if stop_at is not None else config.steps
     last = min(last, config.steps)
     metrics: dict[str, float] = {}
-    train_tensor = torch.tensor(train_idx)
     frozen_bn_train_mode(net)
     bar = _progress(progress, config.steps, step)
     started = time.perf_counter() - elapsed
@@ -399,8 +449,10 @@ def train_suppressor(
             y = torch.where(flip, y.flip(-1), y)
             w = weights[idx].to(device)
             w = torch.where(flip, w.flip(-1), w)
+            m = _as_float(masks[idx], device)
+            m = torch.where(flip, m.flip(-1), m)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                output = residual_refine(net, x)
+                output = refine(x, m)
             loss = suppressor_loss(output, y, config.ssim_weight, w, config.charbonnier_eps)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -530,7 +582,8 @@ __all__ = [
     "TrainResult",
     "band_weights",
     "load_pair_masks",
-    "load_pair_tensors",
+    "binary_composites",
+    "load_pair_images",
     "plot_curves",
     "split_by_source",
     "ssim_differentiable",

@@ -80,8 +80,43 @@ def test_poisson_suppressor_options():
 def test_maresunet_suppressor_refines_the_naive_composite(triple):
     original, edited, mask = triple
     out = build_suppressor("maresunet", network=_ConstantResidual())(original, edited, mask)
-    # residual_refine: out = (2·naive − 1 + 0.2 + 1) / 2 = naive + 0.1, clamped
-    expected = (naive_blend(original, edited, mask) + 0.1).clamp(0, 1)
+    # residual_refine: out = (2·naive − 1 + 0.2 + 1) / 2 = naive + 0.1, clamped, inside the
+    # soft mask's support only: outside it the original comes back untouched
+    naive = naive_blend(original, edited, mask)
+    expected = torch.where(mask > 0, (naive + 0.1).clamp(0, 1), naive)
+    torch.testing.assert_close(out, expected)
+    assert torch.equal(out[(mask == 0).expand_as(out)], original[(mask == 0).expand_as(out)])
+
+
+class _BinaryConstantResidual(_ConstantResidual):
+    composite = "binary"
+
+
+def test_binary_composite_network_gets_the_binarised_mask_composite(triple):
+    original, edited, mask = triple
+    out = build_suppressor("maresunet", network=_BinaryConstantResidual())(original, edited, mask)
+    inside = mask >= 0.5
+    hard = torch.where(inside, edited, original)
+    expected = torch.where(inside, (hard + 0.1).clamp(0, 1), original)
+    torch.testing.assert_close(out, expected)
+
+
+class _MaskEcho(nn.Module):
+    """A mask-conditioned stand-in: its residual is the mask channel it receives."""
+
+    num_channels = 4
+    num_classes = 3
+
+    def forward(self, x):
+        assert x.shape[1] == 4
+        return x[:, 3:].expand(-1, 3, -1, -1) + 1  # the mask in [0, 2]
+
+
+def test_mask_conditioned_maresunet_suppressor_gets_the_mask(triple):
+    original, edited, mask = triple
+    out = build_suppressor("maresunet", network=_MaskEcho())(original, edited, mask)
+    # the network saw 2·mask − 1; residual_refine adds (2·mask − 1 + 1) / 2 = mask
+    expected = (naive_blend(original, edited, mask) + mask).clamp(0, 1)
     torch.testing.assert_close(out, expected)
 
 

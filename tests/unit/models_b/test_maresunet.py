@@ -77,7 +77,8 @@ def test_facedit_checkpoint_roundtrip(tmp_path) -> None:
     path = tmp_path / "suppressor.pt"
     torch.save(maresunet_checkpoint(net, step=12), path)
     loaded = load_maresunet(path)
-    assert loaded.config == {"num_classes": 3, "num_channels": 3, "base_width": 8}
+    assert loaded.config == {"num_classes": 3, "num_channels": 3, "base_width": 8,
+                             "composite": "soft"}
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(loaded(x), net(x))
@@ -205,3 +206,59 @@ def test_input_validation() -> None:
         MAResUNet(base_width=12)
     with pytest.raises(ValueError, match="x01"):
         residual_refine(net, torch.rand(3, 32, 32))
+
+
+def test_mask_conditioned_residual_refine_feeds_the_mask_as_a_fourth_channel() -> None:
+    torch.manual_seed(0)
+    net = MAResUNet(num_classes=3, num_channels=4, base_width=8).eval()
+    assert net.firstconv.weight.shape[1] == 4
+    x01 = torch.rand(2, 3, 64, 64)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[..., 16:48, 16:48] = 1
+    with torch.no_grad():
+        with_mask = residual_refine(net, x01, mask)
+        without = residual_refine(net, x01, torch.zeros_like(mask))
+        expected = ((x01 * 2 - 1 + net(torch.cat([x01 * 2 - 1, mask * 2 - 1], 1)) + 1) / 2)
+    torch.testing.assert_close(with_mask, expected.clamp(0, 1))
+    assert not torch.allclose(with_mask, without)
+    with pytest.raises(ValueError, match="mask-conditioned"):
+        residual_refine(net, x01)
+    with pytest.raises(ValueError, match="mask must have shape"):
+        residual_refine(net, x01, mask[:, :, :32])
+    with pytest.raises(ValueError, match="num_classes == num_channels"):
+        residual_refine(MAResUNet(num_classes=3, num_channels=5, base_width=8), x01, mask)
+
+
+def test_gate_limits_the_residual_and_suppressor_inputs_follow_the_composite() -> None:
+    from shared.models.maresunet import suppressor_inputs
+
+    torch.manual_seed(0)
+    net = MAResUNet(num_classes=3, base_width=8).eval()
+    x01 = torch.rand(1, 3, 64, 64) * 0.5 + 0.25
+    gate = torch.zeros(1, 1, 64, 64)
+    gate[..., 10:30, 10:30] = 1
+    with torch.no_grad():
+        out = residual_refine(net, x01, gate=gate)
+        free = residual_refine(net, x01)
+    assert torch.equal(out[..., 40:, 40:], x01[..., 40:, 40:])
+    torch.testing.assert_close(out[..., 10:30, 10:30], free[..., 10:30, 10:30])
+
+    original, edited = torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :, 2], mask[..., :, 3], mask[..., :, 4] = 0.3, 0.5, 1.0
+    composite, net_mask, gate = suppressor_inputs(net, original, edited, mask)  # soft
+    torch.testing.assert_close(composite[0, 0, 0, :5], torch.tensor([0, 0, 0.3, 0.5, 1.0]))
+    assert torch.equal(gate[0, 0, 0, :5], torch.tensor([0.0, 0, 1, 1, 1]))
+    binary = MAResUNet(num_classes=3, base_width=8, composite="binary")
+    composite, net_mask, gate = suppressor_inputs(binary, original, edited, mask)
+    assert torch.equal(composite[0, 0, 0, :5], torch.tensor([0.0, 0, 0, 1, 1]))
+    assert torch.equal(net_mask, gate) and torch.equal(gate[0, 0, 0, :5], composite[0, 0, 0, :5])
+    with pytest.raises(ValueError, match="composite"):
+        MAResUNet(base_width=8, composite="hard")
+
+
+def test_composite_travels_in_facedit_checkpoints(tmp_path) -> None:
+    net = MAResUNet(num_classes=3, base_width=8, composite="binary")
+    torch.save(maresunet_checkpoint(net), tmp_path / "c.pt")
+    assert load_maresunet(tmp_path / "c.pt").composite == "binary"
+    assert load_maresunet(net.state_dict()).composite == "soft"  # official format: the default

@@ -11,6 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facedit.cli import app
+from shared.blend.suppressor import MAResUNetSuppressor
 from shared.metrics import ssim
 from shared.models.maresunet import load_maresunet, residual_refine
 from shared.train.pairs import read_manifest
@@ -18,9 +19,11 @@ from shared.train.suppressor import (
     CHECKPOINT_FORMAT,
     TrainConfig,
     band_weights,
+    binary_composites,
     calibrate_batch_norm,
     frozen_bn_train_mode,
-    load_pair_tensors,
+    load_pair_images,
+    load_pair_masks,
     split_by_source,
     ssim_differentiable,
     suppressor_loss,
@@ -99,24 +102,59 @@ def test_validation_split_is_by_source_and_seeded() -> None:
 
 
 def test_loss_decreases_on_a_tiny_set(tiny_pairs: Path, tmp_path: Path) -> None:
-    # A learnable target (the naive composite darkened by 20 %) checks that gradients reach
-    # the network and the optimiser fits it within a few steps.
+    # A learnable target (the binary composite darkened by 20 % inside the mask) checks that
+    # gradients reach the network and the optimiser fits it within a few steps.
     pairs = tmp_path / "pairs"
     shutil.copytree(tiny_pairs, pairs)
     for row in read_manifest(pairs):
-        pixels = np.asarray(Image.open(pairs / row["naive"]), dtype=np.float32)
-        Image.fromarray(np.rint(pixels * 0.8).astype(np.uint8)).save(pairs / row["poisson"])
+        original, edited = (np.asarray(Image.open(pairs / row[k]), dtype=np.float32)
+                            for k in ("original", "edited"))
+        inside = np.asarray(Image.open(pairs / row["mask"]))[..., None] >= 128
+        target = np.where(inside, edited * 0.8, original)
+        Image.fromarray(np.rint(target).astype(np.uint8)).save(pairs / row["poisson"])
     losses: list[float] = []
     config = _config(pairs, tmp_path / "s.pt", steps=30, batch=4, val_every=30, lr=1e-3,
                      val_fraction=0.0)
     train_suppressor(config, progress=False, on_log=lambda row: losses.append(row["train_loss"]))
     assert len(losses) == 30
     assert sum(losses[-5:]) / 5 < 0.9 * sum(losses[:5]) / 5
-    naive, target = load_pair_tensors(pairs, read_manifest(pairs), 64)
-    x, y = naive.float() / 255, target.float() / 255
+    rows = read_manifest(pairs)
+    original, edited, target = (load_pair_images(pairs, rows, 64, k).float() / 255
+                                for k in ("original", "edited", "poisson"))
+    masks = load_pair_masks(pairs, rows, 64).float() / 255
+    net = load_maresunet(tmp_path / "s.pt")
+    assert net.composite == "binary"
     with torch.no_grad():
-        fitted = suppressor_loss(residual_refine(load_maresunet(tmp_path / "s.pt"), x), y)
-    assert float(fitted) < 0.9 * float(suppressor_loss(x, y))
+        fitted = suppressor_loss(MAResUNetSuppressor(net)(original, edited, masks), target)
+    hard = torch.where(masks >= 0.5, edited, original)
+    assert float(fitted) < 0.9 * float(suppressor_loss(hard, target))
+
+
+def test_binary_composites_take_the_edit_inside_the_binarised_mask(tiny_pairs: Path) -> None:
+    rows = read_manifest(tiny_pairs)[:2]
+    masks = load_pair_masks(tiny_pairs, rows, 64)
+    composite = binary_composites(tiny_pairs, rows, 64, masks)
+    original, edited = (load_pair_images(tiny_pairs, rows, 64, k) for k in ("original", "edited"))
+    inside = (masks >= 128).expand_as(composite)
+    assert inside.any() and (~inside).any()
+    assert torch.equal(composite[inside], edited[inside])
+    assert torch.equal(composite[~inside], original[~inside])
+
+
+def test_mask_input_trains_a_mask_conditioned_network(tiny_pairs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "masked.pt"
+    result = train_suppressor(_config(tiny_pairs, out, mask_input=True), progress=False)
+    assert result.step == 6 and "val_psnr" in result.metrics
+    net = load_maresunet(out)
+    assert net.num_channels == 4 and net.firstconv.weight.shape[1] == 4
+    assert check_file(out).ok
+    rows = read_manifest(tiny_pairs)
+    x = load_pair_images(tiny_pairs, rows[:2], 64, "naive").float() / 255
+    with pytest.raises(ValueError, match="mask-conditioned"):
+        residual_refine(net, x)
+    # resuming with a different --mask-input is refused
+    with pytest.raises(ValueError, match="mask-input"):
+        train_suppressor(_config(tiny_pairs, out), progress=False, resume=True)
 
 
 def test_resume_is_bit_exact(tiny_pairs: Path, tmp_path: Path) -> None:
@@ -164,6 +202,18 @@ def test_cli_trains(tiny_pairs: Path, tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["train", "suppressor", "--pairs", str(tmp_path / "none"),
                                    "--out", str(out), "--device", "cpu"])
     assert bad.exit_code == 2
+    soft = tmp_path / "soft.pt"
+    result = CliRunner().invoke(app, [
+        "train", "suppressor", "--pairs", str(tiny_pairs), "--out", str(soft), "--size", "64",
+        "--steps", "1", "--batch", "2", "--base-width", "8", "--device", "cpu",
+        "--composite", "soft", "--mask-input"])
+    assert result.exit_code == 0, result.output
+    net = load_maresunet(soft)
+    assert (net.composite, net.num_channels) == ("soft", 4)
+    wrong = CliRunner().invoke(app, [
+        "train", "suppressor", "--pairs", str(tiny_pairs), "--out", str(soft),
+        "--composite", "hard", "--device", "cpu"])
+    assert wrong.exit_code == 2 and "composite" in wrong.output
 
 
 def test_manifest_rows_are_read(tiny_pairs: Path) -> None:
