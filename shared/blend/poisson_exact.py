@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from shared.blend.mask_box import mask_box
 from shared.blend.multigrid import Multigrid, Operator, pack, unpack
 
 DEFAULT_TOL = 1e-4
@@ -67,13 +68,12 @@ def blend_exact(
     iterations, residuals = [], []
     for i in range(target.shape[0]):
         om = inside[i, 0]
-        rows = torch.nonzero(om.any(dim=1)).flatten()
-        if rows.numel() == 0:
+        found = mask_box(om)
+        if found is None:
             iterations.append(0)
             residuals.append(0.0)
             continue
-        cols = torch.nonzero(om.any(dim=0)).flatten()
-        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        y0, y1, x0, x1 = found
         # The box gets even sides (for the red-black packing); it may overhang the image.
         box = (y0, y1 + (y1 - y0) % 2, x0, x1 + (x1 - x0) % 2)
         solution, its, res = _solve_item(source[i], target[i], om, box, mixed, tol, max_iter)

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from shared.blend.mask_box import mask_box
+
 _EROSION = 7  # a 3×3 kernel applied 3 times
 # OpenCV compares exact integer gradients and gives ties to dst; with float inputs such as
 # k/255 rounding would break those ties at random, so the source must win by a margin
@@ -40,8 +42,11 @@ def dst1(x: Tensor, dim: int = -1) -> Tensor:
     """Unnormalised DST-I along ``dim``: ``X_k = Σ_j x_j sin(π(j+1)(k+1)/(n+1))``.
 
     Applying it twice multiplies by ``(n+1)/2``. Computed with one real FFT of length
-    ``n+1`` (Numerical Recipes' ``sinft``: fold, FFT, then the odd outputs by a running sum),
-    half the length of the usual odd-extension FFT; FFT speed depends on the factors of n+1.
+    ``n+1`` (Numerical Recipes' ``sinft``: fold, FFT, then the even outputs by a running sum),
+    half the length of the usual odd-extension FFT. When ``n+1`` is odd, a real FFT costs as
+    much as a complex one (MKL, pocketfft), so rows go in pairs through one complex FFT and
+    the two spectra are separated afterwards: half the FFT work. FFT speed still depends on
+    the prime factors of n+1.
     """
     if dim in (-1, x.ndim - 1):
         return _dst1_last(x.contiguous())
@@ -52,13 +57,34 @@ def _dst1_last(x: Tensor) -> Tensor:
     n = x.shape[-1]
     if n == 0:
         return x.clone()
+    rows = x.numel() // n
+    if n % 2 == 0 and rows >= 2:
+        # n + 1 is odd: a real FFT of odd length costs as much as a complex one, so two rows
+        # share one complex FFT (one as the real part, one as the imaginary part).
+        flat = x.reshape(rows, n)
+        pairs = rows // 2
+        out = torch.empty_like(flat)
+        _dst1_row_pairs(flat[: 2 * pairs], out[: 2 * pairs])
+        if rows % 2:
+            out[-1:] = _dst1_rows(flat[-1:])
+        return out.view(x.shape)
+    return _dst1_rows(x)
+
+
+def _fold_coefficients(n: int, x: Tensor, scale: float) -> tuple[Tensor, Tensor]:
     j = torch.arange(1, n + 1, device=x.device, dtype=torch.float64)
     sin_j = torch.sin(j * (math.pi / (n + 1)))
+    return ((sin_j + 0.5) * scale).to(x.dtype), ((sin_j - 0.5) * scale).to(x.dtype)
+
+
+def _dst1_rows(x: Tensor) -> Tensor:
+    n = x.shape[-1]
+    plus, minus = _fold_coefficients(n, x, 1.0)
     y = x.new_empty(*x.shape[:-1], n + 1)
     y[..., 0] = 0
     # y_j = sin(πj/(n+1))·(x_j + x_{n+1−j}) + (x_j − x_{n+1−j})/2
-    torch.mul(x, (sin_j + 0.5).to(x.dtype), out=y[..., 1:])
-    y[..., 1:].addcmul_(x.flip(-1), (sin_j - 0.5).to(x.dtype))
+    torch.mul(x, plus, out=y[..., 1:])
+    y[..., 1:].addcmul_(x.flip(-1), minus)
     spectrum = torch.view_as_real(torch.fft.rfft(y, dim=-1))
     out = torch.empty_like(x)
     n_even, n_odd = n // 2, (n + 1) // 2
@@ -68,21 +94,51 @@ def _dst1_last(x: Tensor) -> Tensor:
     return out
 
 
+def _dst1_row_pairs(x: Tensor, out: Tensor) -> None:
+    """:func:`_dst1_rows` of rows (2P, n), n even, into ``out``, with P complex FFTs."""
+    n = x.shape[-1]
+    size, half = n + 1, n // 2
+    # The ½ that separating the two spectra needs is folded into the coefficients.
+    plus, minus = _fold_coefficients(n, x, 0.5)
+    folded = x.new_empty(x.shape[0] // 2, size, 2)  # complex rows as (re, im) pairs
+    folded[:, 0] = 0
+    for part in (0, 1):
+        rows, y = x[part::2], folded[:, 1:, part]
+        torch.mul(rows, plus, out=y)
+        y.addcmul_(rows.flip(-1), minus)
+    z = torch.view_as_real(torch.fft.fft(torch.view_as_complex(folded), dim=-1))
+    # With Z_k = A_k + i·B_k (A, B the two rows' spectra), A_k = (Z_k + conj Z_{N−k}) / 2 and
+    # B_k = (Z_k − conj Z_{N−k}) / 2i: S = Z_k + Z_{N−k} and D = Z_k − Z_{N−k} hold
+    # Re A = Re S, Im A = Im D, Re B = Im S, Im B = −Re D (halves already applied), k ≥ 1.
+    head, mirrored = z[:, 1 : half + 1], z[:, size - half :].flip(1)
+    total, delta = head + mirrored, head - mirrored  # (P, half, 2): k = 1 … half
+    pair = out.view(-1, 2, half, 2)  # [pair, row a|b, m, output 2m|2m+1]
+    # odd outputs 2m+1 ← −Im A_{m+1}, −Im B_{m+1}
+    torch.neg(delta[:, :, 1], out=pair[:, 0, :, 1])
+    pair[:, 1, :, 1] = delta[:, :, 0]
+    # even outputs 2m ← Re A_0 / 2 + Σ_{k=1..m} Re A_k (S_0 / 2 = Z_0), likewise B
+    evens = pair[:, :, :, 0].transpose(1, 2)  # (P, half, 2)
+    evens[:, :1] = z[:, :1]
+    torch.cumsum(total[:, : half - 1], dim=1, out=evens[:, 1:])
+    evens[:, 1:] += z[:, :1]
+
+
 def solve_dirichlet_box(rhs: Tensor) -> Tensor:
     """Solve the 5-point ``Δu = rhs`` on the last two dims, with ``u = 0`` just outside."""
     ny, nx = rhs.shape[-2:]
     if ny == 0 or nx == 0:
         return rhs.clone()
-    ky = torch.arange(1, ny + 1, device=rhs.device, dtype=torch.float64)
-    kx = torch.arange(1, nx + 1, device=rhs.device, dtype=torch.float64)
-    eig = (2 * torch.cos(ky * (math.pi / (ny + 1))) - 2)[:, None] + (
-        2 * torch.cos(kx * (math.pi / (nx + 1))) - 2
-    )[None, :]
+    # Eigenvalues of the two 1-D operators, divided by the DST's normalisation (two
+    # transforms per axis multiply by (n+1)/2 each) so that one division does both.
+    def eigenvalues(n: int) -> Tensor:
+        k = torch.arange(1, n + 1, device=rhs.device, dtype=torch.float64)
+        return ((2 * torch.cos(k * (math.pi / (n + 1))) - 2) / scale).to(rhs.dtype)
+
     scale = 4.0 / ((nx + 1) * (ny + 1))
     # Transforms run along the contiguous last dim; the transposes are explicit copies.
     spectrum = _dst1_last(rhs.contiguous()).transpose(-1, -2).contiguous()
     spectrum = _dst1_last(spectrum)
-    spectrum *= (scale / eig).T.to(rhs.dtype)
+    spectrum /= eigenvalues(nx)[:, None] + eigenvalues(ny)[None, :]
     solution = _dst1_last(spectrum).transpose(-1, -2).contiguous()
     return _dst1_last(solution)
 
@@ -95,15 +151,11 @@ def blend_opencv(source: Tensor, target: Tensor, inside: Tensor, mixed: bool, ou
     _, _, height, width = target.shape
     if height < 3 or width < 3:
         return
-    inner = inside[:, 0, 1:-1, 1:-1]  # OpenCV zeroes the mask's 1-pixel image border
-    rows_any, cols_any = inner.any(dim=2), inner.any(dim=1)
     for i in range(target.shape[0]):
-        rows = torch.nonzero(rows_any[i]).flatten()
-        if rows.numel() == 0:
+        box = mask_box(inside[i, 0, 1:-1, 1:-1])  # OpenCV zeroes the mask's 1-pixel border
+        if box is None:
             continue
-        cols = torch.nonzero(cols_any[i]).flatten()
-        y0, y1 = int(rows[0]) + 1, int(rows[-1]) + 2
-        x0, x1 = int(cols[0]) + 1, int(cols[-1]) + 2
+        y0, y1, x0, x1 = (v + 1 for v in box)
         if y1 - y0 < 3 or x1 - x0 < 3:
             continue  # the ROI is all frame: nothing to solve
         eroded = _eroded_box(inside[i], y0, y1, x0, x1)

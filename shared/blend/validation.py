@@ -73,8 +73,9 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
 def _check_finite_in_unit_range(name: str, x: Tensor) -> None:
     if x.numel() == 0:
         return
-    # One pass: min/max propagate NaN, and ±Inf falls outside [0, 1].
-    lo, hi = torch.aminmax(x)
+    # One pass: min/max propagate NaN, and ±Inf falls outside [0, 1]. A permuted tensor (e.g.
+    # an HWC array seen as CHW) is reduced in memory order, without a copy.
+    lo, hi = torch.aminmax(_memory_order(x).reshape(-1))
     if bool(torch.isnan(lo) | torch.isnan(hi)):
         raise ValueError(f"{name}: contains NaN values")
     if bool(torch.isinf(lo) | torch.isinf(hi)):
@@ -83,3 +84,12 @@ def _check_finite_in_unit_range(name: str, x: Tensor) -> None:
         raise ValueError(
             f"{name}: values must lie in [0, 1], found min {float(lo):.6g} and max {float(hi):.6g}"
         )
+
+
+def _memory_order(x: Tensor) -> Tensor:
+    """``x`` with its dims permuted into memory order (outermost first): a dense tensor then
+    reshapes to 1-D as a view."""
+    if x.is_contiguous():
+        return x
+    order = sorted(range(x.ndim), key=lambda d: (-x.stride(d), -x.shape[d]))
+    return x.permute(*order)

@@ -20,9 +20,10 @@ def _agreement(ours: torch.Tensor, theirs: np.ndarray) -> tuple[int, float]:
     return int(diff.max()), float((diff <= 2).mean())
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 8, 31, 100, 575])
-def test_dst1_matches_scipy(n):
-    x = torch.randn(3, 5, n, dtype=torch.float64)
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 31, 100, 575, 694])
+@pytest.mark.parametrize("rows", [1, 5])  # 15 rows: pairs plus one left over; 3: one pair + 1
+def test_dst1_matches_scipy(n, rows):
+    x = torch.randn(3, rows, n, dtype=torch.float64)
     expected = scipy.fft.dst(x.numpy(), type=1, axis=-1) / 2
     np.testing.assert_allclose(dst1(x).numpy(), expected, atol=1e-12)
     np.testing.assert_allclose(dst1(x.transpose(1, 2), 1).numpy(), expected.transpose(0, 2, 1),

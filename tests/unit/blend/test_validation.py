@@ -80,3 +80,30 @@ def test_float64_and_float16_are_accepted_and_keep_the_target_dtype():
     out16 = poisson_blend(source.half(), target.half(), mask.half())
     assert out16.dtype == torch.float16
     assert (out16.float() - ref).abs().max() < 2e-3
+
+
+@pytest.mark.parametrize("value, pattern", [(float("nan"), "NaN"), (float("inf"), "Inf"),
+                                            (1.5, r"\[0, 1\]")])
+def test_permuted_and_sliced_images_are_checked_without_missing_a_value(value, pattern):
+    from shared.blend.validation import check_image
+
+    hwc = torch.rand(16, 12, 3)
+    hwc[15, 11, 2] = value  # the last element in memory order
+    permuted = hwc.permute(2, 0, 1)[None]  # an HWC array seen as (1, C, H, W)
+    with pytest.raises(ValueError, match=pattern):
+        check_image("source", permuted)
+    wide = torch.rand(1, 3, 16, 24)
+    wide[0, 1, 7, 6] = value  # kept by the ::2 slice
+    with pytest.raises(ValueError, match=pattern):
+        check_image("source", wide[..., ::2])  # not dense: reduced after a copy
+    check_image("source", torch.rand(16, 12, 3).permute(2, 0, 1)[None])
+
+
+def test_mask_box_is_the_bounding_box_of_the_set_pixels():
+    from shared.blend.mask_box import mask_box
+
+    mask = torch.zeros(20, 30, dtype=torch.bool)
+    assert mask_box(mask) is None
+    mask[3, 7] = mask[11, 25] = True
+    assert mask_box(mask) == (3, 12, 7, 26)
+    assert mask_box(mask[1:, 2:]) == (2, 11, 5, 24)  # a non-contiguous view
