@@ -198,6 +198,9 @@ def _solve_roi(src: Tensor, dst: Tensor, eroded: Tensor, mixed: bool) -> Tensor:
     # With u = dst + e the guidance G = ∇dst + m·(∇src − ∇dst) leaves Δe = div(m·(∇src − ∇dst))
     # and e = 0 on the frame (u = dst there): the frame terms vanish and ∇dst cancels.
     # Forward differences on the (h−1)×(w−1) block where both are defined inside the ROI.
+    # Crops of permuted inputs (HWC arrays seen as CHW) are strided: copy once, then every
+    # operation below runs on contiguous memory.
+    src, dst = src.contiguous(), dst.contiguous()
     m = eroded[:, :-1, :-1]
     diff = src - dst
     gx = diff[:, :-1, 1:] - diff[:, :-1, :-1]
