@@ -111,16 +111,17 @@ def _dst1_row_pairs(x: Tensor, out: Tensor) -> None:
     # B_k = (Z_k − conj Z_{N−k}) / 2i: S = Z_k + Z_{N−k} and D = Z_k − Z_{N−k} hold
     # Re A = Re S, Im A = Im D, Re B = Im S, Im B = −Re D (halves already applied), k ≥ 1.
     head, mirrored = z[:, 1 : half + 1], z[:, size - half :].flip(1)
-    total, delta = head + mirrored, head - mirrored  # (P, half, 2): k = 1 … half
+    # sums[:, k] = S_k for k = 1 … half, and sums[:, 0] = Z_0 (= S_0 / 2)
+    sums = torch.empty_like(z[:, : half + 1])
+    sums[:, 0] = z[:, 0]
+    torch.add(head, mirrored, out=sums[:, 1:])
+    delta = head - mirrored  # D_k, k = 1 … half
     pair = out.view(-1, 2, half, 2)  # [pair, row a|b, m, output 2m|2m+1]
     # odd outputs 2m+1 ← −Im A_{m+1}, −Im B_{m+1}
     torch.neg(delta[:, :, 1], out=pair[:, 0, :, 1])
     pair[:, 1, :, 1] = delta[:, :, 0]
-    # even outputs 2m ← Re A_0 / 2 + Σ_{k=1..m} Re A_k (S_0 / 2 = Z_0), likewise B
-    evens = pair[:, :, :, 0].transpose(1, 2)  # (P, half, 2)
-    evens[:, :1] = z[:, :1]
-    torch.cumsum(total[:, : half - 1], dim=1, out=evens[:, 1:])
-    evens[:, 1:] += z[:, :1]
+    # even outputs 2m ← Re A_0 / 2 + Σ_{k=1..m} Re A_k, likewise B
+    torch.cumsum(sums[:, :half], dim=1, out=pair[:, :, :, 0].transpose(1, 2))
 
 
 def solve_dirichlet_box(rhs: Tensor) -> Tensor:

@@ -117,17 +117,13 @@ class TrainConfig:
 # --------------------------------------------------------------- loss
 
 
-def _gaussian_window(dtype: torch.dtype, device: torch.device, size: int = 11,
-                     sigma: float = 1.5) -> Tensor:
-    coords = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
-    taps = torch.exp(-(coords**2) / (2 * sigma**2))
-    return taps / taps.sum()
-
-
 def ssim_differentiable(x: Tensor, y: Tensor) -> Tensor:
-    """Mean SSIM over the batch (same constants as :func:`shared.metrics.ssim`, valid window)."""
+    """Mean SSIM over the batch (:func:`shared.metrics.ssim`'s window and constants, as
+    depthwise convolutions so that it is differentiable and runs on any device)."""
+    from shared.metrics.ssim import K1, K2, SIGMA, WINDOW_SIZE, gaussian_taps
+
     channels = x.shape[1]
-    taps = _gaussian_window(x.dtype, x.device)
+    taps = torch.tensor(gaussian_taps(WINDOW_SIZE, SIGMA), dtype=x.dtype, device=x.device)
     horizontal = taps.view(1, 1, 1, -1).repeat(5 * channels, 1, 1, 1)
     vertical = taps.view(1, 1, -1, 1).repeat(5 * channels, 1, 1, 1)
     maps = torch.cat([x, y, x * x, y * y, x * y], dim=1)
@@ -136,7 +132,7 @@ def ssim_differentiable(x: Tensor, y: Tensor) -> Tensor:
     mu_x, mu_y, mu_xx, mu_yy, mu_xy = moments.split(channels, dim=1)
     var_x, var_y = mu_xx - mu_x * mu_x, mu_yy - mu_y * mu_y
     cov = mu_xy - mu_x * mu_y
-    c1, c2 = 0.01**2, 0.03**2
+    c1, c2 = K1**2, K2**2
     value = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
         (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
     return value.mean()
