@@ -162,7 +162,8 @@ def _describe(obj: Any) -> tuple[str, Callable[[Any], str]]:
     if {"model", "config"} <= keys or "firstconv.weight" in keys:
         def check(o):
             net = maresunet.load_maresunet(o)
-            return f"MAResU-Net, {_count(net):,} parameters"
+            extra = ", the mask as a 4th input" if net.num_channels == net.num_classes + 1 else ""
+            return f"MAResU-Net, {_count(net):,} parameters, {net.composite} composite{extra}"
         return "MAResU-Net suppressor", check
     if "fc.weight" in keys and any(k.startswith("shared.") for k in keys):
         def check(o):

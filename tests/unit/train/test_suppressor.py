@@ -147,7 +147,8 @@ def test_mask_input_trains_a_mask_conditioned_network(tiny_pairs: Path, tmp_path
     assert result.step == 6 and "val_psnr" in result.metrics
     net = load_maresunet(out)
     assert net.num_channels == 4 and net.firstconv.weight.shape[1] == 4
-    assert check_file(out).ok
+    check = check_file(out)
+    assert check.ok and "binary composite, the mask as a 4th input" in check.line()
     rows = read_manifest(tiny_pairs)
     x = load_pair_images(tiny_pairs, rows[:2], 64, "naive").float() / 255
     with pytest.raises(ValueError, match="mask-conditioned"):
