@@ -12,8 +12,10 @@ edited image and original given), so the GAN's cost does not hide the blending's
 Poisson target (PSNR, SSIM, MAE), against the original outside the mask (mask < 0.5: PSNR,
 MAE), its :func:`~shared.train.seam.seam_score` and
 :func:`~shared.train.seam.colour_mismatch`. ``poisson`` is the target itself, so its
-target columns are trivially perfect. The network's output is taken raw (no ``keep_outside``),
-so the outside columns show what it changes there.
+target columns are trivially perfect; ``binary`` is the composite with the mask binarised at
+0.5 (edited inside, original outside), the input of a binary-composite MAResU-Net. The
+network's output is taken raw (no ``keep_outside``), so the outside columns show what it
+changes there.
 
 Both write ``report.md`` (a Markdown table: rows = metrics, columns = methods), ``report.json``
 and ``figure.png`` (a grid of the first few images: original | edited | mask | methods).
@@ -237,7 +239,7 @@ def evaluate_blend(
     pairs_dir: Path,
     network: torch.nn.Module | None,
     *,
-    methods: Sequence[str] = ("naive", "poisson", "maresunet"),
+    methods: Sequence[str] = ("naive", "binary", "poisson", "maresunet"),
     device: str | torch.device = "cpu",
     batch_size: int = 4,
     limit: int | None = None,
@@ -275,6 +277,8 @@ def evaluate_blend(
             tic = time.perf_counter()
             if method == "naive":
                 result = batch["naive"]
+            elif method == "binary":
+                result = torch.where(batch["mask"] >= 0.5, batch["edited"], batch["original"])
             elif method == "poisson":
                 result = batch["poisson"]
             elif method == "maresunet":

@@ -26,9 +26,12 @@ def test_blend_protocol(tiny_pairs: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     values = report["values"]
-    assert report["count"] == 8 and report["methods"] == ["naive", "poisson", "maresunet"]
+    assert report["count"] == 8
+    assert report["methods"] == ["naive", "binary", "poisson", "maresunet"]
     assert values["poisson"]["target_mae"] == 0
     assert values["poisson"]["outside_mae"] == 0
+    # the binary composite is the original wherever the mask is < 0.5
+    assert values["binary"]["outside_mae"] == 0 and values["binary"]["target_mae"] > 0
     # a zero-initialised head is the identity: the network returns the naive composite
     assert abs(values["maresunet"]["target_mae"] - values["naive"]["target_mae"]) < 1e-6
     assert values["naive"]["seam"] > values["poisson"]["seam"]
@@ -36,7 +39,23 @@ def test_blend_protocol(tiny_pairs: Path, tmp_path: Path) -> None:
     table = (out / "report.md").read_text()
     assert "| Seam score ↓ |" in table and "PSNR vs Poisson" in table
     with Image.open(out / "figure.png") as figure:
-        assert figure.width == 6 * 192 and figure.height == 18 + 4 * 192
+        assert figure.width == 7 * 192 and figure.height == 18 + 4 * 192
+
+
+def test_blend_protocol_feeds_a_binary_composite_network_its_composite(
+        tiny_pairs: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = zero_init_head(MAResUNet(num_classes=3, base_width=8, composite="binary"))
+    torch.save(maresunet_checkpoint(net), tmp_path / "b.pt")
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(app, ["eval", str(tiny_pairs), "--protocol", "blend",
+                                      "--ckpt", str(tmp_path / "b.pt"), "--out", str(out),
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    values = json.loads((out / "report.json").read_text())["values"]
+    # an untrained binary-composite network returns its input: the binary composite
+    assert abs(values["maresunet"]["target_mae"] - values["binary"]["target_mae"]) < 1e-6
+    assert values["maresunet"]["outside_mae"] == 0
 
 
 def test_paper_protocol_with_toy_models(dev_faces: list[Path], tmp_path: Path) -> None:
