@@ -48,6 +48,9 @@ then a cosine schedule from ``lr`` to ``lr/100``. The default ``lr`` is 1e-4: th
 at zero (training starts from the identity), and at 3e-4 or more the pre-head ReLUs die within
 a few hundred steps even with the loss above. Mixed precision
 (bf16 where supported, else fp16 with a gradient scaler) on CUDA only.
+Validation also logs ``val_input_dependence``: how much the network's residual changes when
+each validation mask is applied to another image of the batch, relative to the residual
+(0: the residual depends on the mask alone — what the CPU runs in bench/RESULTS.md learnt).
 Augmentation: random horizontal flips (deterministic from the seed). Batches are drawn with a
 dedicated seeded generator; the checkpoint stores it together with the optimiser, scheduler,
 scaler and the torch / numpy / python RNG states, so a resumed CPU run is bit-identical to an
@@ -72,7 +75,8 @@ from torch import Tensor
 
 CHECKPOINT_FORMAT = "facedit-suppressor-v1"
 COMPOSITES = ("binary", "soft")
-LOG_COLUMNS = ("step", "train_loss", "val_l1", "val_psnr", "val_ssim", "lr", "seconds")
+LOG_COLUMNS = ("step", "train_loss", "val_l1", "val_psnr", "val_ssim", "val_input_dependence",
+               "lr", "seconds")
 
 
 @dataclass
@@ -413,20 +417,30 @@ def train_suppressor(
 
         net.eval()
         l1, p, s = [], [], []
+        changed, moved = 0.0, 0.0
         with torch.no_grad():
             for start in range(0, len(val_idx), config.batch):
                 idx = torch.tensor(val_idx[start : start + config.batch])
                 x, y = _as_float(naive[idx], device), _as_float(target[idx], device)
                 m = _as_float(masks[idx], device)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    output = refine(x, m)
-                output = output.float()
+                    output = refine(x, m).float()
+                    # the same masks over the batch's other images: does the residual follow
+                    # the image, or is it a function of the mask alone?
+                    swapped = (refine(x.roll(1, 0), m).float() - x.roll(1, 0)) if len(idx) > 1 \
+                        else None
                 l1.append((output - y).abs().mean(dim=(1, 2, 3)).cpu())
                 p.append(psnr(output, y).cpu())
                 s.append(ssim(output, y).cpu())
+                if swapped is not None:
+                    changed += float((output - x - swapped).abs().sum())
+                    moved += float((output - x).abs().sum())
         frozen_bn_train_mode(net)
-        return {"val_l1": float(torch.cat(l1).mean()), "val_psnr": float(torch.cat(p).mean()),
-                "val_ssim": float(torch.cat(s).mean())}
+        metrics = {"val_l1": float(torch.cat(l1).mean()), "val_psnr": float(torch.cat(p).mean()),
+                   "val_ssim": float(torch.cat(s).mean())}
+        if moved > 0:
+            metrics["val_input_dependence"] = changed / moved
+        return metrics
 
     last = stop_at if stop_at is not None else config.steps
     last = min(last, config.steps)

@@ -190,6 +190,10 @@ def test_checkpoint_is_usable(tiny_pairs: Path, tmp_path: Path) -> None:
     assert state["step"] == 3
     assert set(state["rng"]) == {"torch", "sampler", "numpy", "python"}
     assert {"val_l1", "val_psnr", "val_ssim"} <= set(state["metrics"])
+    # after a few steps the head is non-zero and the random trunk makes the residual follow
+    # the image: swapping images under the same masks changes it
+    dependence = state["metrics"]["val_input_dependence"]
+    assert 0 < dependence < 10
 
 
 def test_cli_trains(tiny_pairs: Path, tmp_path: Path) -> None:
