@@ -163,6 +163,12 @@ def test_bad_requests(stack: Stack, inputs: dict[str, str], quiet: None) -> None
     assert (_job_rows(stack), stack.queue_length()) == (before, queued)
 
 
+def _altered(key: str) -> str:
+    """``key`` with its last character changed (to one it is not: a fixed replacement would
+    leave the key valid whenever it already ends in that character)."""
+    return key[:-1] + ("A" if key[-1] != "A" else "B")
+
+
 def test_bad_keys(stack: Stack, inputs: dict[str, str], quiet: None) -> None:
     before, queued = _job_rows(stack), stack.queue_length()
     record, revoked_key = ApiKeys(stack.store).create("carol")
@@ -173,7 +179,7 @@ def test_bad_keys(stack: Stack, inputs: dict[str, str], quiet: None) -> None:
         ({"Authorization": "Basic abc"}, "invalid_api_key"),
         ({"Authorization": "Bearer"}, "invalid_api_key"),
         ({"Authorization": "Bearer fdk_000000000000_" + "x" * 43}, "invalid_api_key"),
-        ({"Authorization": "Bearer " + stack.keys["alice"][:-1] + "A"}, "invalid_api_key"),
+        ({"Authorization": "Bearer " + _altered(stack.keys["alice"])}, "invalid_api_key"),
         ({"Authorization": f"Bearer {revoked_key}"}, "api_key_revoked"),
     ):
         with httpx.Client(base_url=stack.api_url, headers=headers) as client:
