@@ -113,21 +113,30 @@ SUPPRESSOR_HELP = "maresunet | poisson | poisson-opencv | naive | sdea"
 MODELS_HELP = "toy, auto (official weights in FACEDIT_WEIGHTS_DIR if present) or a weights folder"
 
 
+# Options shared by `facedit run` and `facedit edit` (one declaration each).
+MODELS_OPTION = typer.Option(None, "--models", help=MODELS_HELP)
+SUPPRESSOR_OPTION = typer.Option(None, "--suppressor", help=SUPPRESSOR_HELP)
+ACTIVATION_OPTION = typer.Option(None, "--activation", help="feature_diff | diffcam")
+OUTPUT_SIZE_OPTION = typer.Option(None, "--output-size", help="square output side in pixels")
+DEVICE_OPTION = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N")
+ALIGN_OPTION = typer.Option("auto", "--align", help=ALIGN_HELP)
+ALL_FACES_OPTION = typer.Option(False, "--all-faces", help="edit every face, not the largest")
+
+
 @app.command()
 def run(
     inputs: list[Path] = typer.Argument(..., help="image files and/or folders of images"),
     edit: list[str] = typer.Option([], "--edit", "-e", help="ATTRIBUTE=STRENGTH[@START-END]"),
     out: Path = typer.Option(..., "--out", "-o", help="output folder (results, jobs.jsonl)"),
-    models: str = typer.Option(None, "--models", help=MODELS_HELP),
+    models: str = MODELS_OPTION,
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="images per GPU batch"),
-    suppressor: str = typer.Option(None, "--suppressor",
-                                   help=SUPPRESSOR_HELP),
-    activation: str = typer.Option(None, "--activation", help="feature_diff | diffcam"),
-    output_size: int = typer.Option(None, "--output-size", help="square output side in pixels"),
+    suppressor: str = SUPPRESSOR_OPTION,
+    activation: str = ACTIVATION_OPTION,
+    output_size: int = OUTPUT_SIZE_OPTION,
     save_intermediates: bool = typer.Option(False, "--save-intermediates"),
-    device: str = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N"),
-    align: str = typer.Option("auto", "--align", help=ALIGN_HELP),
-    all_faces: bool = typer.Option(False, "--all-faces", help="edit every face, not the largest"),
+    device: str = DEVICE_OPTION,
+    align: str = ALIGN_OPTION,
+    all_faces: bool = ALL_FACES_OPTION,
 ) -> None:
     """Edit a batch of photos in-process (embedded runtime: SQLite + local storage)."""
     from facedit.embedded import collect_inputs, run_embedded
@@ -172,16 +181,15 @@ def edit(
     image: Path = typer.Argument(..., help="the photo to edit (aligned crop or whole photo)"),
     edit: list[str] = typer.Option([], "--edit", "-e", help="ATTRIBUTE=STRENGTH[@START-END]"),
     output: Path = typer.Option(..., "--output", "-o", help="result file (.png or .jpg)"),
-    models: str = typer.Option(None, "--models", help=MODELS_HELP),
-    suppressor: str = typer.Option(None, "--suppressor",
-                                   help=SUPPRESSOR_HELP),
-    activation: str = typer.Option(None, "--activation", help="feature_diff | diffcam"),
-    output_size: int = typer.Option(None, "--output-size", help="square output side in pixels"),
+    models: str = MODELS_OPTION,
+    suppressor: str = SUPPRESSOR_OPTION,
+    activation: str = ACTIVATION_OPTION,
+    output_size: int = OUTPUT_SIZE_OPTION,
     save_intermediates: bool = typer.Option(False, "--save-intermediates",
                                             help="also write OUT.mask.png, OUT.edited.png, …"),
-    device: str = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N"),
-    align: str = typer.Option("auto", "--align", help=ALIGN_HELP),
-    all_faces: bool = typer.Option(False, "--all-faces", help="edit every face, not the largest"),
+    device: str = DEVICE_OPTION,
+    align: str = ALIGN_OPTION,
+    all_faces: bool = ALL_FACES_OPTION,
 ) -> None:
     """Edit one photo; an unaligned photo is aligned and the edit pasted back into it."""
     from facedit.embedded import run_embedded
