@@ -5,10 +5,12 @@ the source/target pairs, resized to S×S; masks are a centred ellipse covering ~
 0.34S × 0.28S, the case of REFERENCE.md Part B2) and the mouth / lower-face regions of
 ``shared.face_regions``. Each round times every method once, in turn, so that the ratios see
 the same machine state; the table gives min / median over the rounds after one warm-up.
-``cv2`` gets ``mask.copy()`` on every call (it mutates its mask). GPU rows are added when
-CUDA is available.
+``cv2`` gets ``mask.copy()`` on every call (it mutates its mask). CPU rows are given for each
+``--implementations`` (default: ``compiled``, the CPU default, and ``tensor``, the torch code
+that CUDA runs); GPU rows (tensor) are added when CUDA is available. The first call of the
+compiled code compiles it (numba, cached on disk): the warm-up round absorbs it.
 
-    python bench/poisson.py [--sizes 256 512 1024] [--rounds 7] [--markdown]
+    python bench/poisson.py [--sizes 256 512 1024] [--rounds 7] [--implementations compiled]
 """
 
 from __future__ import annotations
@@ -78,11 +80,11 @@ def machine() -> str:
             f"({cv2.getNumThreads()} threads), Python {platform.python_version()}")
 
 
-def _blender(src: torch.Tensor, dst: torch.Tensor, mask: torch.Tensor, mode: str):
-    return lambda: poisson_blend(src, dst, mask, mode=mode)  # type: ignore[arg-type]
+def _blender(src: torch.Tensor, dst: torch.Tensor, mask: torch.Tensor, mode: str, impl: str):
+    return lambda: poisson_blend(src, dst, mask, mode=mode, implementation=impl)  # type: ignore[arg-type]
 
 
-def bench_case(size: int, mask_name: str, rounds: int) -> list[dict]:
+def bench_case(size: int, mask_name: str, rounds: int, implementations: list[str]) -> list[dict]:
     src8, dst8 = load(PAIR[0], size), load(PAIR[1], size)
     inside = ellipse(size) if mask_name == "ellipse" else region_mask(size, mask_name) > 0.5
     m8 = inside.astype(np.uint8) * 255
@@ -93,17 +95,18 @@ def bench_case(size: int, mask_name: str, rounds: int) -> list[dict]:
     def cv2_clone() -> np.ndarray:
         return cv2.seamlessClone(src8, dst8, m8.copy(), centre, cv2.NORMAL_CLONE)
 
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    runs = [("cpu", impl) for impl in implementations]
+    runs += [("cuda", "tensor")] if torch.cuda.is_available() else []
     rows = []
-    for device in devices:
+    for device, impl in runs:
         src = torch.from_numpy(src8).permute(2, 0, 1)[None].float().div(255).to(device)
         dst = torch.from_numpy(dst8).permute(2, 0, 1)[None].float().div(255).to(device)
         mask = torch.from_numpy(inside)[None, None].float().to(device)
         sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
         methods = {
             "cv2": cv2_clone,
-            "opencv": _blender(src, dst, mask, "opencv"),
-            "exact": _blender(src, dst, mask, "exact"),
+            "opencv": _blender(src, dst, mask, "opencv", impl),
+            "exact": _blender(src, dst, mask, "exact", impl),
         }
         times: dict[str, list[float]] = {k: [] for k in methods}
         for fn in methods.values():  # warm-up
@@ -111,11 +114,12 @@ def bench_case(size: int, mask_name: str, rounds: int) -> list[dict]:
         for _ in range(rounds):
             for k, fn in methods.items():
                 times[k].append(timed(fn, sync))
-        ours = poisson_blend(src, dst, mask, mode="opencv")[0].permute(1, 2, 0).cpu().numpy()
+        ours = poisson_blend(src, dst, mask, mode="opencv", implementation=impl)  # type: ignore[arg-type]
+        ours = ours[0].permute(1, 2, 0).cpu().numpy()
         agree = np.abs(np.floor(ours * 255 + 1e-3) - cv2_clone().astype(np.float64)) <= 2
-        _, stats = poisson_blend_with_stats(src, dst, mask)
+        _, stats = poisson_blend_with_stats(src, dst, mask, implementation=impl)  # type: ignore[arg-type]
         rows.append({
-            "S": size, "mask": mask_name, "device": device,
+            "S": size, "mask": mask_name, "device": f"{device} {impl}",
             "coverage": float(inside.mean()), "bbox": f"{x1 - x0}×{y1 - y0}",
             "times": {k: (min(v), statistics.median(v)) for k, v in times.items()},
             "iterations": stats.iterations[0], "agree": float(agree.mean()),
@@ -148,6 +152,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--masks", nargs="+", default=["ellipse", "mouth", "lower_face"])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--implementations", nargs="+", default=["compiled", "tensor"],
+                        choices=["compiled", "tensor"])
     args = parser.parse_args()
     if args.rounds < 5:
         parser.error("--rounds must be ≥ 5")
@@ -159,7 +165,7 @@ def main() -> None:
     rows = []
     for size in args.sizes:
         for mask_name in args.masks:
-            rows += bench_case(size, mask_name, args.rounds)
+            rows += bench_case(size, mask_name, args.rounds, args.implementations)
     print("times: min / median ms; ratios: ours ÷ cv2 (min / median; < 1 = faster than cv2)")
     print(table(rows))
 

@@ -42,6 +42,7 @@ COPY shared ./shared
 # torch==2.13.* in the dependencies is already satisfied by the CUDA build above.
 RUN uv pip install ".[${FACEDIT_EXTRAS}]" \
     && python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__" \
+    && python -c "from shared.blend import precompile_poisson; assert precompile_poisson()" \
     && useradd --system --uid 10001 --user-group --home-dir /home/facedit --create-home facedit \
     && mkdir -p /data /weights \
     && chown facedit:facedit /data

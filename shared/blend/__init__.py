@@ -7,6 +7,7 @@ from shared.blend.poisson import (
     POISSON_MODES,
     poisson_blend,
     poisson_blend_with_stats,
+    precompile_poisson,
 )
 from shared.blend.poisson_exact import ExactSolveStats
 from shared.blend.suppressor import (
@@ -34,4 +35,5 @@ __all__ = [
     "naive_blend",
     "poisson_blend",
     "poisson_blend_with_stats",
+    "precompile_poisson",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+from functools import cache
 from typing import Literal
 
 import torch
@@ -13,8 +15,10 @@ from shared.blend.validation import check_choice, check_image, check_mask, check
 
 PoissonMode = Literal["exact", "opencv"]
 Gradients = Literal["source", "mixed"]
+Implementation = Literal["auto", "compiled", "tensor"]
 POISSON_MODES: tuple[str, ...] = ("exact", "opencv")
 GRADIENTS: tuple[str, ...] = ("source", "mixed")
+IMPLEMENTATIONS: tuple[str, ...] = ("auto", "compiled", "tensor")
 MASK_THRESHOLD = 0.5
 
 
@@ -27,6 +31,7 @@ def poisson_blend(
     *,
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
+    implementation: Implementation = "auto",
 ) -> Tensor:
     """Blend ``source`` into ``target`` inside ``mask`` by solving a Poisson equation.
 
@@ -55,11 +60,13 @@ def poisson_blend(
 
     Raises:
         ValueError: shape or device mismatch, empty batch, non-float images, integer masks,
-            NaN/Inf, values outside [0, 1], an unknown mode/gradients, bad tol/max_iter.
+            NaN/Inf, values outside [0, 1], an unknown mode/gradients/implementation, bad
+            tol/max_iter, ``implementation="compiled"`` on CUDA or without numba.
     """
     check_choice("mode", mode, POISSON_MODES)
     _check_arguments(source, target, mask, gradients, tol, max_iter)
-    blended, _ = _blend(source, target, mask, mode, gradients == "mixed", tol, max_iter)
+    compiled = _compiled(implementation, source)
+    blended, _ = _blend(source, target, mask, mode, gradients == "mixed", tol, max_iter, compiled)
     return blended
 
 
@@ -71,10 +78,14 @@ def poisson_blend_with_stats(
     *,
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
+    implementation: Implementation = "auto",
 ) -> tuple[Tensor, ExactSolveStats]:
     """Exact mode, also returning the solver's per-item iterations and residuals."""
     _check_arguments(source, target, mask, gradients, tol, max_iter)
-    blended, stats = _blend(source, target, mask, "exact", gradients == "mixed", tol, max_iter)
+    compiled = _compiled(implementation, source)
+    blended, stats = _blend(
+        source, target, mask, "exact", gradients == "mixed", tol, max_iter, compiled
+    )
     assert stats is not None
     return blended, stats
 
@@ -93,6 +104,40 @@ def _check_arguments(
         raise ValueError(f"max_iter: must be an int ≥ 1, got {max_iter!r}")
 
 
+@cache
+def numba_available() -> bool:
+    """Whether the compiled implementation can run (numba is installed)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def precompile_poisson() -> bool:
+    """Compile the CPU kernels now (or load them from numba's on-disk cache) instead of on
+    the first blend, which then takes ~20 s on a 2-core machine. False without numba."""
+    if not numba_available():
+        return False
+    image = torch.linspace(0, 1, 3 * 8 * 8).view(1, 3, 8, 8)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1
+    # Contiguous CHW and HWC-as-CHW inputs compile separate specialisations.
+    for source in (image, image.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)):
+        for mode in POISSON_MODES:
+            for gradients in GRADIENTS:
+                poisson_blend(source, image.flip(-1), mask, mode, gradients,  # type: ignore[arg-type]
+                              implementation="compiled")
+    return True
+
+
+def _compiled(implementation: str, like: Tensor) -> bool:
+    check_choice("implementation", implementation, IMPLEMENTATIONS)
+    if implementation == "tensor":
+        return False
+    usable = like.device.type == "cpu" and numba_available()
+    if implementation == "compiled" and not usable:
+        why = "numba is not installed" if like.device.type == "cpu" else f"on {like.device}"
+        raise ValueError(f"implementation: 'compiled' runs on CPU tensors with numba ({why})")
+    return usable
+
+
 @torch.no_grad()
 def _blend(
     source: Tensor,
@@ -102,12 +147,15 @@ def _blend(
     mixed: bool,
     tol: float,
     max_iter: int,
+    compiled: bool,
 ) -> tuple[Tensor, ExactSolveStats | None]:
     inside = mask if mask.dtype == torch.bool else mask >= MASK_THRESHOLD
     out = target.clone()
     src32, tgt32 = source.to(torch.float32), target.to(torch.float32)
     if mode == "opencv":
-        blend_opencv(src32, tgt32, inside, mixed, out)
+        blend_opencv(src32, tgt32, inside, mixed, out, compiled=compiled)
         return out, None
-    stats = blend_exact(src32, tgt32, inside, mixed, out, tol=tol, max_iter=max_iter)
+    stats = blend_exact(
+        src32, tgt32, inside, mixed, out, tol=tol, max_iter=max_iter, compiled=compiled
+    )
     return out, stats

@@ -26,8 +26,11 @@ so an item's result never depends on the rest of the batch.
 
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -60,10 +63,12 @@ def blend_exact(
     out: Tensor,
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
+    compiled: bool = False,
 ) -> ExactSolveStats:
     """Write Pérez's solution into ``out`` (a copy of the target) at the Ω pixels.
 
-    ``source``/``target``: float32 (B, C, H, W); ``inside``: bool (B, 1, H, W).
+    ``source``/``target``: float32 (B, C, H, W); ``inside``: bool (B, 1, H, W). ``compiled``
+    (CPU tensors only): solve with :mod:`shared.blend.exact_compiled` instead of tensor ops.
     """
     iterations, residuals = [], []
     for i in range(target.shape[0]):
@@ -76,7 +81,12 @@ def blend_exact(
         y0, y1, x0, x1 = found
         # The box gets even sides (for the red-black packing); it may overhang the image.
         box = (y0, y1 + (y1 - y0) % 2, x0, x1 + (x1 - x0) % 2)
-        solution, its, res = _solve_item(source[i], target[i], om, box, mixed, tol, max_iter)
+        solved = None
+        if compiled:
+            solved = _solve_item_compiled(source[i], target[i], om, box, mixed, tol, max_iter)
+        if solved is None:
+            solved = _solve_item(source[i], target[i], om, box, mixed, tol, max_iter)
+        solution, its, res = solved
         if res > tol:
             warnings.warn(
                 f"poisson_blend(mode='exact'): batch item {i} stopped after {its} iterations "
@@ -131,6 +141,50 @@ def _solve_item(
         shift = ((s[..., 1:-1, 1:-1] - x) * om).sum(dim=(-2, -1), keepdim=True) / om.sum()
         x = (x + shift) * om
     return x[0], its, res
+
+
+def _solve_item_compiled(
+    source: Tensor,
+    target: Tensor,
+    om_full: Tensor,
+    box: tuple[int, int, int, int],
+    mixed: bool,
+    tol: float,
+    max_iter: int,
+) -> tuple[Tensor, int, float] | None:
+    """:func:`_solve_item` by the compiled solver; None when Ω has no Dirichlet pixel."""
+    from shared.blend import exact_compiled  # numba: imported on first use
+
+    y0, y1, x0, x1 = box
+    b, x, om, ground = exact_compiled.assemble(
+        source.numpy(), target.numpy(), om_full.numpy(), y0, x0, y1 - y0, x1 - x0,
+        mixed, MIXED_TIE_MARGIN,
+    )
+    if not ground.any():
+        return None
+    levels = exact_compiled.hierarchy(om, ground)
+
+    def solve_channel(c: int) -> tuple[int, float]:
+        return exact_compiled.solve_channel(*levels, b[c], x[c], tol, max_iter)
+
+    # The compiled solver releases the GIL: channels run on torch's intra-op thread budget.
+    threads = min(torch.get_num_threads(), b.shape[0])
+    if threads > 1:
+        results = list(_channel_pool(threads).map(solve_channel, range(b.shape[0])))
+    else:
+        results = [solve_channel(c) for c in range(b.shape[0])]
+    its = max(r[0] for r in results)
+    res = max(r[1] for r in results)
+    return torch.from_numpy(x[:, 1:-1, 1:-1]), its, res
+
+
+@cache
+def _channel_pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="poisson-exact")
+
+
+# A forked child (Celery prefork, DataLoader workers) inherits the pool but not its threads.
+os.register_at_fork(after_in_child=_channel_pool.cache_clear)
 
 
 def _framed(x: Tensor, box: tuple[int, int, int, int]) -> Tensor:

@@ -144,11 +144,16 @@ def solve_dirichlet_box(rhs: Tensor) -> Tensor:
     return _dst1_last(solution)
 
 
-def blend_opencv(source: Tensor, target: Tensor, inside: Tensor, mixed: bool, out: Tensor) -> None:
+def blend_opencv(
+    source: Tensor, target: Tensor, inside: Tensor, mixed: bool, out: Tensor, compiled: bool = False
+) -> None:
     """Write the OpenCV-style blend into ``out`` (a copy of the target) item by item.
 
-    ``source``/``target``: float32 (B, C, H, W); ``inside``: bool (B, 1, H, W).
+    ``source``/``target``: float32 (B, C, H, W); ``inside``: bool (B, 1, H, W). ``compiled``
+    (CPU tensors): solve with :mod:`shared.blend.opencv_compiled` (float32/float64 ``out``;
+    other dtypes take the tensor path).
     """
+    compiled = compiled and out.dtype in (torch.float32, torch.float64)
     _, _, height, width = target.shape
     if height < 3 or width < 3:
         return
@@ -159,6 +164,14 @@ def blend_opencv(source: Tensor, target: Tensor, inside: Tensor, mixed: bool, ou
         y0, y1, x0, x1 = (v + 1 for v in box)
         if y1 - y0 < 3 or x1 - x0 < 3:
             continue  # the ROI is all frame: nothing to solve
+        if compiled:
+            from shared.blend import opencv_compiled  # numba: imported on first use
+
+            opencv_compiled.solve_roi_into(
+                source[i].numpy(), target[i].numpy(), inside[i, 0].numpy(), (y0, y1, x0, x1),
+                mixed, _MIXED_TIE_MARGIN, out[i].numpy(),
+            )
+            continue
         eroded = _eroded_box(inside[i], y0, y1, x0, x1)
         solved = _solve_roi(
             source[i, :, y0:y1, x0:x1], target[i, :, y0:y1, x0:x1], eroded, mixed

@@ -84,6 +84,7 @@ WORKER_ONLY_PACKAGES = {
     "opencv-python",
     "scipy",
     "scikit-image",
+    "numba",
 }
 
 
@@ -300,7 +301,7 @@ def test_api_image_is_slim_and_installs_no_torch() -> None:
     instructions = parse_dockerfile(API_DOCKERFILE)
     assert resolved_base_images(instructions) == ["python:3.11-slim"]
     runs = " ".join(" ".join(ins.value) for ins in instructions if ins.cmd == "RUN").lower()
-    for package in ("torch", "opencv", "scipy", "scikit-image"):
+    for package in ("torch", "opencv", "scipy", "scikit-image", "numba"):
         assert package not in runs, f"the API image installs {package}"
     installs = _pip_installs(API_DOCKERFILE)
     project = [args for args in installs if "." in args]

@@ -28,3 +28,17 @@ def faces1024(dev_faces: list[Path]) -> list[torch.Tensor]:
         if len(native) == 2:
             break
     return [load_face(p, 1024) for p in native]
+
+
+@pytest.fixture(params=["compiled", "tensor"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a Poisson test with each implementation the default picks: ``compiled`` (CPU
+    with numba) and ``tensor`` (what CUDA runs, and the CPU without numba — simulated by
+    reporting numba as missing)."""
+    import shared.blend.poisson as poisson
+
+    if request.param == "tensor":
+        monkeypatch.setattr(poisson, "numba_available", lambda: False)
+    else:
+        assert poisson.numba_available(), "numba is a core dependency: install facedit"
+    return request.param

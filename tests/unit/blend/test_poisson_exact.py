@@ -12,6 +12,9 @@ from shared.blend import poisson_blend, poisson_blend_with_stats
 from shared.face_regions import activation_mask, region_mask
 from tests.unit.blend.helpers import perez_reference
 
+# Every test runs with the compiled (CPU) and the tensor (CUDA, no-numba) implementation.
+pytestmark = pytest.mark.usefixtures("implementation")
+
 
 def _mask(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]

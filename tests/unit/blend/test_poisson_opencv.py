@@ -14,6 +14,9 @@ from shared.blend.poisson_opencv import dst1, solve_dirichlet_box
 from shared.face_regions import region_mask
 from tests.unit.blend.helpers import cv2_seamless_clone, quantise_like_cv2
 
+# Every test runs with the compiled (CPU) and the tensor (CUDA, no-numba) implementation.
+pytestmark = pytest.mark.usefixtures("implementation")
+
 
 def _agreement(ours: torch.Tensor, theirs: np.ndarray) -> tuple[int, float]:
     diff = np.abs(quantise_like_cv2(ours) - theirs)
