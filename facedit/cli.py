@@ -435,6 +435,10 @@ def train_suppressor_command(
         "binary", "--composite",
         help="input composite: binary (edit where mask ≥ 0.5, as the Poisson target) | soft "
              "(the pairs' naive file)"),
+    colour_jitter: float = typer.Option(
+        0.0, "--colour-jitter", min=0.0, max=1.0,
+        help="augmentation: random channel order, per-channel gain exp(±j) and offset ±j/2, "
+             "alike on input and target (0 = off)"),
 ) -> None:
     """Train MAResU-Net to turn naive composites into Poisson composites."""
     from shared.train.suppressor import TrainConfig, train_suppressor
@@ -442,7 +446,8 @@ def train_suppressor_command(
     config = TrainConfig(pairs=str(pairs), out=str(out), size=size, steps=steps, batch=batch,
                          lr=lr, device=device, val_fraction=val_fraction, base_width=base_width,
                          seed=seed, val_every=val_every, save_every=save_every,
-                         mask_input=mask_input, composite=composite)
+                         mask_input=mask_input, composite=composite,
+                         colour_jitter=colour_jitter)
     try:
         result = train_suppressor(config, resume=resume, stop_at=stop_at)
     except (ValueError, FaceditError) as exc:

@@ -51,10 +51,15 @@ a few hundred steps even with the loss above. Mixed precision
 Validation also logs ``val_input_dependence``: how much the network's residual changes when
 each validation mask is applied to another image of the batch, relative to the residual
 (0: the residual depends on the mask alone — what the CPU runs in bench/RESULTS.md learnt).
-Augmentation: random horizontal flips (deterministic from the seed). Batches are drawn with a
-dedicated seeded generator; the checkpoint stores it together with the optimiser, scheduler,
-scaler and the torch / numpy / python RNG states, so a resumed CPU run is bit-identical to an
-uninterrupted one. The validation split is by source image (seeded), so no face is in both.
+Augmentation: random horizontal flips, and with ``colour_jitter`` j > 0 a random channel order
+and a per-channel gain exp(U(−j, j)) and offset U(−j/2, j/2) applied alike to the input and the
+target. Poisson's equation is linear, so blending the transformed images gives the transformed
+target (up to clamping at 0 and 1): these are label-preserving, and they vary the colour and
+lighting that 150 training faces do not. All draws are deterministic from the seed. Batches
+are drawn with a dedicated seeded generator; the checkpoint stores it together with the
+optimiser, scheduler, scaler and the torch / numpy / python RNG states, so a resumed CPU run is
+bit-identical to an uninterrupted one. The validation split is by source image (seeded), so no
+face is in both.
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ class TrainConfig:
     charbonnier_eps: float = 0.01
     mask_input: bool = False
     composite: str = "binary"
+    colour_jitter: float = 0.0
 
     def validate(self) -> None:
         if not 32 <= self.size <= 2048 or self.size % 32:
@@ -113,9 +119,31 @@ class TrainConfig:
             raise ValueError("val_every and save_every: must be ≥ 1")
         if self.composite not in COMPOSITES:
             raise ValueError(f"composite: {self.composite!r} is not one of {list(COMPOSITES)}")
+        if not 0 <= self.colour_jitter <= 1:
+            raise ValueError(f"colour_jitter: must be in [0, 1], got {self.colour_jitter}")
         if self.band_weight < 0 or self.charbonnier_eps < 0:
             raise ValueError("band_weight and charbonnier_eps: must be ≥ 0, got "
                              f"{self.band_weight}, {self.charbonnier_eps}")
+
+
+# --------------------------------------------------------------- augmentation
+
+
+def colour_jittered(
+    x: Tensor, y: Tensor, strength: float, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """The same random channel order, per-channel gain exp(U(−s, s)) and offset U(−s/2, s/2)
+    applied to input and target (B, C, H, W), clamped to [0, 1]; draws on the CPU
+    ``generator``."""
+    batch, channels = x.shape[:2]
+    order = torch.argsort(torch.rand(batch, channels, generator=generator), dim=1)
+    gain = torch.exp((torch.rand(batch, channels, 1, 1, generator=generator) * 2 - 1) * strength)
+    offset = (torch.rand(batch, channels, 1, 1, generator=generator) - 0.5) * strength
+    index = order.to(x.device).view(batch, channels, 1, 1).expand_as(x)
+    gain, offset = gain.to(x.device), offset.to(x.device)
+    return tuple(  # type: ignore[return-value]
+        (t.gather(1, index) * gain + offset).clamp_(0, 1) for t in (x, y)
+    )
 
 
 # --------------------------------------------------------------- loss
@@ -388,9 +416,10 @@ def train_suppressor(
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"resume: {out} is not a {CHECKPOINT_FORMAT} checkpoint")
         saved = state["config"]["train"]
-        defaults = {"mask_input": False, "composite": "soft"}  # checkpoints before both
+        # checkpoints written before these options existed
+        defaults = {"mask_input": False, "composite": "soft", "colour_jitter": 0.0}
         for key in ("steps", "batch", "size", "base_width", "seed", "val_fraction", "pairs",
-                    "mask_input", "composite"):
+                    "mask_input", "composite", "colour_jitter"):
             if saved.get(key, defaults.get(key)) != asdict(config)[key]:
                 raise ValueError(f"resume: --{key.replace('_', '-')} {asdict(config)[key]} "
                                  f"differs from the checkpoint's {saved.get(key)}")
@@ -461,6 +490,8 @@ def train_suppressor(
             w = torch.where(flip, w.flip(-1), w)
             m = _as_float(masks[idx], device)
             m = torch.where(flip, m.flip(-1), m)
+            if config.colour_jitter > 0:
+                x, y = colour_jittered(x, y, config.colour_jitter, sampler)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 output = refine(x, m)
             loss = suppressor_loss(output, y, config.ssim_weight, w, config.charbonnier_eps)

@@ -21,6 +21,7 @@ from shared.train.suppressor import (
     band_weights,
     binary_composites,
     calibrate_batch_norm,
+    colour_jittered,
     frozen_bn_train_mode,
     load_pair_images,
     load_pair_masks,
@@ -158,13 +159,36 @@ def test_mask_input_trains_a_mask_conditioned_network(tiny_pairs: Path, tmp_path
         train_suppressor(_config(tiny_pairs, out), progress=False, resume=True)
 
 
-def test_resume_is_bit_exact(tiny_pairs: Path, tmp_path: Path) -> None:
+def test_colour_jitter_is_label_preserving_for_poisson_targets(tiny_pairs: Path) -> None:
+    from shared.blend import poisson_blend
+
+    rows = read_manifest(tiny_pairs)[:2]
+    edited, original = (load_pair_images(tiny_pairs, rows, 64, kind).float() / 255
+                        for kind in ("edited", "original"))
+    mask = load_pair_masks(tiny_pairs, rows, 64).float() / 255
+    # mid-range images, so that neither the transform nor the blend clamps
+    edited, original = 0.3 + 0.4 * edited, 0.3 + 0.4 * original
+    target = poisson_blend(edited, original, mask)
+
+    def jitter(a, b):
+        return colour_jittered(a, b, 0.2, torch.Generator().manual_seed(7))
+
+    edited_j, original_j = jitter(edited, original)
+    target_j, _ = jitter(target, original)
+    assert not torch.allclose(edited_j, edited, atol=1e-2)  # it did change the colours
+    assert (poisson_blend(edited_j, original_j, mask) - target_j).abs().max() < 2e-3
+
+
+@pytest.mark.parametrize("colour_jitter", [0.0, 0.2])
+def test_resume_is_bit_exact(tiny_pairs: Path, tmp_path: Path, colour_jitter: float) -> None:
     straight = tmp_path / "straight.pt"
     split = tmp_path / "split.pt"
-    train_suppressor(_config(tiny_pairs, straight), progress=False)
-    first = train_suppressor(_config(tiny_pairs, split), progress=False, stop_at=3)
+    train_suppressor(_config(tiny_pairs, straight, colour_jitter=colour_jitter), progress=False)
+    first = train_suppressor(_config(tiny_pairs, split, colour_jitter=colour_jitter),
+                             progress=False, stop_at=3)
     assert first.step == 3
-    second = train_suppressor(_config(tiny_pairs, split), progress=False, resume=True)
+    second = train_suppressor(_config(tiny_pairs, split, colour_jitter=colour_jitter),
+                              progress=False, resume=True)
     assert second.step == 6
     a = torch.load(straight, weights_only=True)
     b = torch.load(split, weights_only=True)
@@ -174,7 +198,11 @@ def test_resume_is_bit_exact(tiny_pairs: Path, tmp_path: Path) -> None:
     with open(split.with_suffix(".log.csv")) as handle:
         assert [int(r["step"]) for r in csv.DictReader(handle)] == [1, 2, 3, 4, 5, 6]
     with pytest.raises(ValueError, match="steps"):
-        train_suppressor(_config(tiny_pairs, split, steps=8), progress=False, resume=True)
+        train_suppressor(_config(tiny_pairs, split, steps=8, colour_jitter=colour_jitter),
+                         progress=False, resume=True)
+    with pytest.raises(ValueError, match="colour-jitter"):
+        train_suppressor(_config(tiny_pairs, split, colour_jitter=0.5), progress=False,
+                         resume=True)
 
 
 def test_checkpoint_is_usable(tiny_pairs: Path, tmp_path: Path) -> None:
