@@ -1,9 +1,8 @@
 """Blending: the naive composite, Poisson blending, and the suppressors the pipeline calls."""
 
-from shared.blend.naive import naive_blend
+from shared.blend.naive import MASK_THRESHOLD, naive_blend
 from shared.blend.poisson import (
     GRADIENTS,
-    MASK_THRESHOLD,
     POISSON_MODES,
     poisson_blend,
     poisson_blend_with_stats,

@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from shared.blend.naive import binary_mask
 from shared.blend.poisson_exact import DEFAULT_MAX_ITER, DEFAULT_TOL, ExactSolveStats, blend_exact
 from shared.blend.poisson_opencv import blend_opencv
 from shared.blend.validation import check_choice, check_image, check_mask, check_same_shape
@@ -19,7 +20,6 @@ Implementation = Literal["auto", "compiled", "tensor"]
 POISSON_MODES: tuple[str, ...] = ("exact", "opencv")
 GRADIENTS: tuple[str, ...] = ("source", "mixed")
 IMPLEMENTATIONS: tuple[str, ...] = ("auto", "compiled", "tensor")
-MASK_THRESHOLD = 0.5
 
 
 def poisson_blend(
@@ -149,7 +149,7 @@ def _blend(
     max_iter: int,
     compiled: bool,
 ) -> tuple[Tensor, ExactSolveStats | None]:
-    inside = mask if mask.dtype == torch.bool else mask >= MASK_THRESHOLD
+    inside = binary_mask(mask)
     out = target.clone()
     src32, tgt32 = source.to(torch.float32), target.to(torch.float32)
     if mode == "opencv":

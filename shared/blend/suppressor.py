@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from shared.blend.naive import naive_blend
+from shared.blend.naive import binary_composite, binary_mask, naive_blend, soft_composite
 from shared.blend.poisson import (
     GRADIENTS,
     POISSON_MODES,
@@ -82,7 +82,7 @@ class MAResUNetSuppressor:
         self.network = network
 
     def __call__(self, original: Tensor, edited: Tensor, mask: Tensor) -> Tensor:
-        from shared.models.maresunet import residual_refine, suppressor_inputs
+        from shared.models.maresunet import residual_refine
 
         check_image("original", original)
         check_image("edited", edited)
@@ -90,6 +90,19 @@ class MAResUNetSuppressor:
         check_mask("mask", mask, original, "original")
         composite, net_mask, gate = suppressor_inputs(self.network, original, edited, mask)
         return residual_refine(self.network, composite, net_mask, gate)  # type: ignore[arg-type]
+
+
+def suppressor_inputs(
+    net: nn.Module, original: Tensor, edited: Tensor, mask: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(composite, mask for the network, gate) for :func:`~shared.models.maresunet.
+    residual_refine`, following the network's ``composite`` (soft unless it says binary).
+    Images (B, 3, H, W), mask (B, 1, H, W) in [0, 1]; no argument checks."""
+    if getattr(net, "composite", "soft") == "binary":
+        inside = binary_mask(mask).to(original.dtype)
+        return binary_composite(original, edited, mask), inside, inside
+    gate = (mask > 0).to(original.dtype)
+    return soft_composite(original, edited, mask), mask.to(original.dtype), gate
 
 
 def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:

@@ -42,9 +42,9 @@ feeds it the same: ``"soft"`` (``edited·m + original·(1 − m)``, the default 
 official-format state dict is assumed to expect) or ``"binary"`` (the mask binarised at 0.5,
 the mask the Poisson target uses: edited inside, original outside, a hard seam). It is not
 part of the state dict; facedit checkpoints record it in their ``config``.
-:func:`suppressor_inputs` builds the composite, the mask channel and the residual's gate
-(the region where the composite may differ from a Poisson composite: ``m > 0`` for soft,
-``m ≥ 0.5`` for binary; outside it the original is returned untouched).
+:func:`shared.blend.suppressor.suppressor_inputs` builds the composite, the mask channel and
+the residual's gate (the region where the composite may differ from a Poisson composite:
+``m > 0`` for soft, ``m ≥ 0.5`` for binary; outside it the original is returned untouched).
 :func:`zero_init_head` zeroes ``finalconv3`` so that an untrained network is exactly the
 identity under this parametrisation.
 
@@ -307,21 +307,6 @@ def residual_refine(net: MAResUNet, x01: Tensor, mask: Tensor | None = None,
     return refined if gate is None else torch.where(gate > 0, refined, x01)
 
 
-def suppressor_inputs(net: MAResUNet, original: Tensor, edited: Tensor, mask: Tensor
-                      ) -> tuple[Tensor, Tensor, Tensor]:
-    """(composite, mask for the network, gate) for :func:`residual_refine`, following the
-    network's ``composite`` (see module doc). Images (B, 3, H, W), mask (B, 1, H, W) in [0, 1].
-    """
-    mask = mask.to(original.dtype)
-    if getattr(net, "composite", "soft") == "binary":
-        mask = (mask >= 0.5).to(original.dtype)
-        gate = mask
-    else:
-        gate = (mask > 0).to(original.dtype)
-    composite = edited.to(original.dtype) * mask + original * (1 - mask)
-    return composite, mask, gate
-
-
 @torch.no_grad()
 def zero_init_head(net: MAResUNet) -> MAResUNet:
     """Zero ``finalconv3`` so that ``x + net(x) == x``: an untrained suppressor is the identity."""
@@ -400,6 +385,5 @@ __all__ = [
     "load_maresunet",
     "maresunet_checkpoint",
     "residual_refine",
-    "suppressor_inputs",
     "zero_init_head",
 ]

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from shared.blend.naive import binary_composite
+
 PAPER_METRICS = (("psnr", "PSNR ↑"), ("ssim", "SSIM ↑"), ("mae", "MAE ↓"), ("lpips", "LPIPS ↓"),
                  ("fid", "FID ↓"), ("params", "Params"), ("images_per_s", "Speed (images/s) ↑"))
 BLEND_METRICS = (("target_psnr", "PSNR vs Poisson ↑"), ("target_ssim", "SSIM vs Poisson ↑"),
@@ -278,7 +280,7 @@ def evaluate_blend(
             if method == "naive":
                 result = batch["naive"]
             elif method == "binary":
-                result = torch.where(batch["mask"] >= 0.5, batch["edited"], batch["original"])
+                result = binary_composite(batch["original"], batch["edited"], batch["mask"])
             elif method == "poisson":
                 result = batch["poisson"]
             elif method == "maresunet":

@@ -231,9 +231,11 @@ def binary_composites(pairs_dir: Path, rows: list[dict[str, Any]], size: int,
                       masks: Tensor) -> Tensor:
     """``edited`` where the mask is ≥ 0.5, else ``original`` (uint8, N×3×size×size): the
     composite with the Poisson target's own binarised mask."""
+    from shared.blend.naive import binary_composite
+
     original = load_pair_images(pairs_dir, rows, size, "original")
     edited = load_pair_images(pairs_dir, rows, size, "edited")
-    return torch.where(masks >= 128, edited, original)
+    return binary_composite(original, edited, masks)
 
 
 def load_pair_masks(pairs_dir: Path, rows: list[dict[str, Any]], size: int) -> Tensor:

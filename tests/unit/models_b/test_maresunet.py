@@ -230,7 +230,7 @@ def test_mask_conditioned_residual_refine_feeds_the_mask_as_a_fourth_channel() -
 
 
 def test_gate_limits_the_residual_and_suppressor_inputs_follow_the_composite() -> None:
-    from shared.models.maresunet import suppressor_inputs
+    from shared.blend.suppressor import suppressor_inputs
 
     torch.manual_seed(0)
     net = MAResUNet(num_classes=3, base_width=8).eval()
