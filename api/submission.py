@@ -87,18 +87,15 @@ def check_edits(raw: Sequence[EditIn | str], catalog: Catalog, where: str) -> li
 
 
 def check_options(options: PipelineOptions, catalog: Catalog) -> dict[str, Any]:
-    if options.suppressor not in catalog.suppressors:
-        raise ApiError(
-            422, "invalid_option",
-            f"options.suppressor: {options.suppressor!r} is not available; available: "
-            f"{', '.join(catalog.suppressors)}",
-        )  # fmt: skip
-    if options.activation not in catalog.activations:
-        raise ApiError(
-            422, "invalid_option",
-            f"options.activation: {options.activation!r} is not available; available: "
-            f"{', '.join(catalog.activations)}",
-        )  # fmt: skip
+    for name, value, available in (
+        ("suppressor", options.suppressor, catalog.suppressors),
+        ("activation", options.activation, catalog.activations),
+    ):
+        if value not in available:
+            raise ApiError(
+                422, "invalid_option",
+                f"options.{name}: {value!r} is not available; available: {', '.join(available)}",
+            )  # fmt: skip
     return options.model_dump(mode="json")
 
 
