@@ -14,6 +14,8 @@ $(PY):
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e .
+	# compile the CPU Poisson kernels once (numba caches them next to the code)
+	$(PY) -c "from shared.blend import precompile_poisson; precompile_poisson()"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
