@@ -21,7 +21,8 @@ guess: the target. It stops when ‖b − A f‖₂ ≤ tol·‖b‖₂ for ever
 ``tol = 1e-4`` the result matched a sparse direct solve to ≤ 0.1 grey level (8-bit units) on
 face photos from 256² to 2048² (0.01–0.04 typically; ``tol = 1e-5`` gives ≤ 0.01), in 6–8
 iterations at every resolution. Batch items are solved one after another on their own boxes,
-so an item's result never depends on the rest of the batch.
+so an item's result never depends on the rest of the batch. On the CPU the same system and
+solver run as compiled loops (:mod:`shared.blend.exact_compiled`), channels in parallel.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ computes, per image (REFERENCE.md Part B1):
 
 This is a least-squares solve over the whole bounding box, so pixels outside the mask but
 inside the box change too; ``mode="exact"`` is Pérez's formulation. Unlike OpenCV this
-never mutates the mask and takes any channel count and float input.
+never mutates the mask and takes any channel count and float input. On the CPU the solve runs
+as compiled loops around half the FFTs (:mod:`shared.blend.opencv_compiled`).
 """
 
 from __future__ import annotations
