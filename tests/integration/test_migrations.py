@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -123,6 +124,26 @@ def test_concurrent_migrations(fresh_url: str) -> None:
     finally:
         for store in stores:
             store.close()
+
+
+def test_sqlite_switches_to_wal_while_another_connection_holds_a_lock(tmp_path: Path) -> None:
+    # Switching a new database file to WAL needs an exclusive lock, and SQLite refuses at once
+    # (no busy handler) while another connection writes: what processes starting together
+    # against a new file hit. The store waits for the lock instead of failing.
+    path = tmp_path / "jobs.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    releaser = threading.Timer(0.5, holder.commit)
+    releaser.start()
+    try:
+        with JobStore(f"sqlite:///{path}") as store:
+            with store.engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        releaser.join()
+        holder.close()
 
 
 def test_sqlite_store_uses_wal_and_creates_folders(tmp_path: Path) -> None:
