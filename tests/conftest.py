@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.services"]
+from tests.shared_folder import shared_folder
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["tests.fixtures.services"]
 
 
 def _faces_root() -> Path:
     env = os.environ.get("FACEDIT_TEST_FACES_DIR")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "faces"
+    return Path(env) if env else shared_folder() / "data" / "faces"
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.shared_folder import shared_folder
 
 
 def keys_dir() -> Path:
     env = os.environ.get("FACEDIT_DESIGN_KEYS_DIR")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "design" / "keys"
+    return Path(env) if env else shared_folder() / "design" / "keys"
 
 
 def official_keys(name: str) -> dict[str, list[int]]:
