@@ -29,8 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-COARSEST_CELLS = 256
-SWEEPS = 2
+from shared.blend.multigrid import COARSEST_CELLS, SWEEPS
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=True)
 

@@ -27,7 +27,9 @@ import numba
 import numpy as np
 import torch
 
-_EROSION_RADIUS = 3  # a 3×3 kernel applied 3 times = a 7×7 minimum
+from shared.blend.poisson_opencv import EROSION, fold_coefficients
+
+_EROSION_RADIUS = EROSION // 2
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=True)
 
@@ -196,12 +198,6 @@ def unfold_into(z, dst, out, y0, x0, ny, nx):  # noqa: ANN001, ANN201
                 out[c, y, x0 + 1 + j] = min(max(v, 0.0), 1.0)
 
 
-def fold_coefficients(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The fold's weights (sin(πj/(n+1)) ± ½)·½ for j = 1…n (the ½ separates row pairs)."""
-    sin_j = np.sin(np.arange(1, n + 1) * (math.pi / (n + 1)))
-    return ((sin_j + 0.5) * 0.5).astype(np.float32), ((sin_j - 0.5) * 0.5).astype(np.float32)
-
-
 def solve_roi_into(
     src: np.ndarray,
     dst: np.ndarray,
@@ -215,7 +211,8 @@ def solve_roi_into(
     ``out``. ``src``/``dst``/``out``: float32 (C, H, W), any strides; ``inside``: bool (H, W)."""
     y0, y1, x0, x1 = box
     ny, nx = y1 - y0 - 2, x1 - x0 - 2
-    plus, minus = fold_coefficients(nx)
+    # the fold's weights, halved for the row pairs (as the tensor version's)
+    plus, minus = (w.numpy() for w in fold_coefficients(nx, torch.empty(0), 0.5))
     z = folded_rhs(src, dst, inside, y0, y1, x0, x1, mixed, tie_margin, plus, minus)
     z = torch.fft.fft(torch.from_numpy(z), dim=-1).numpy()
     z = unfold_solve_fold(z, src.shape[0], ny, nx, plus, minus)

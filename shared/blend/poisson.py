@@ -112,7 +112,7 @@ def numba_available() -> bool:
 
 def precompile_poisson() -> bool:
     """Compile the CPU kernels now (or load them from numba's on-disk cache) instead of on
-    the first blend, which then takes ~20 s on a 2-core machine. False without numba."""
+    the first blend, which then takes ~25 s on a 2-core machine. False without numba."""
     if not numba_available():
         return False
     image = torch.linspace(0, 1, 3 * 8 * 8).view(1, 3, 8, 8)

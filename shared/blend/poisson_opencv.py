@@ -32,7 +32,7 @@ from torch import Tensor
 
 from shared.blend.mask_box import mask_box
 
-_EROSION = 7  # a 3×3 kernel applied 3 times
+EROSION = 7  # a 3×3 kernel applied 3 times
 # OpenCV compares exact integer gradients and gives ties to dst; with float inputs such as
 # k/255 rounding would break those ties at random, so the source must win by a margin
 # (1e-5 ≈ 0.003 grey levels).
@@ -72,7 +72,8 @@ def _dst1_last(x: Tensor) -> Tensor:
     return _dst1_rows(x)
 
 
-def _fold_coefficients(n: int, x: Tensor, scale: float) -> tuple[Tensor, Tensor]:
+def fold_coefficients(n: int, x: Tensor, scale: float) -> tuple[Tensor, Tensor]:
+    """The DST fold's weights ``(sin(πj/(n+1)) ± ½)·scale``, j = 1…n, in ``x``'s dtype/device."""
     j = torch.arange(1, n + 1, device=x.device, dtype=torch.float64)
     sin_j = torch.sin(j * (math.pi / (n + 1)))
     return ((sin_j + 0.5) * scale).to(x.dtype), ((sin_j - 0.5) * scale).to(x.dtype)
@@ -80,7 +81,7 @@ def _fold_coefficients(n: int, x: Tensor, scale: float) -> tuple[Tensor, Tensor]
 
 def _dst1_rows(x: Tensor) -> Tensor:
     n = x.shape[-1]
-    plus, minus = _fold_coefficients(n, x, 1.0)
+    plus, minus = fold_coefficients(n, x, 1.0)
     y = x.new_empty(*x.shape[:-1], n + 1)
     y[..., 0] = 0
     # y_j = sin(πj/(n+1))·(x_j + x_{n+1−j}) + (x_j − x_{n+1−j})/2
@@ -100,7 +101,7 @@ def _dst1_row_pairs(x: Tensor, out: Tensor) -> None:
     n = x.shape[-1]
     size, half = n + 1, n // 2
     # The ½ that separating the two spectra needs is folded into the coefficients.
-    plus, minus = _fold_coefficients(n, x, 0.5)
+    plus, minus = fold_coefficients(n, x, 0.5)
     folded = x.new_empty(x.shape[0] // 2, size, 2)  # complex rows as (re, im) pairs
     folded[:, 0] = 0
     for part in (0, 1):
@@ -155,6 +156,8 @@ def blend_opencv(
     other dtypes take the tensor path).
     """
     compiled = compiled and out.dtype in (torch.float32, torch.float64)
+    if compiled:
+        from shared.blend import opencv_compiled  # numba: imported on first use
     _, _, height, width = target.shape
     if height < 3 or width < 3:
         return
@@ -166,8 +169,6 @@ def blend_opencv(
         if y1 - y0 < 3 or x1 - x0 < 3:
             continue  # the ROI is all frame: nothing to solve
         if compiled:
-            from shared.blend import opencv_compiled  # numba: imported on first use
-
             opencv_compiled.solve_roi_into(
                 source[i].numpy(), target[i].numpy(), inside[i, 0].numpy(), (y0, y1, x0, x1),
                 mixed, _MIXED_TIE_MARGIN, out[i].numpy(),
@@ -182,7 +183,7 @@ def blend_opencv(
 
 def _eroded_box(mask: Tensor, y0: int, y1: int, x0: int, x1: int) -> Tensor:
     """The 7×7-eroded mask on the box, using the real mask pixels around it (1, h, w)."""
-    r = _EROSION // 2
+    r = EROSION // 2
     height, width = mask.shape[-2:]
     ey0, ey1, ex0, ex1 = max(y0 - r, 0), min(y1 + r, height), max(x0 - r, 0), min(x1 + r, width)
     region = mask[:, ey0:ey1, ex0:ex1].clone()
@@ -200,10 +201,10 @@ def _eroded_box(mask: Tensor, y0: int, y1: int, x0: int, x1: int) -> Tensor:
     region = F.pad(region.to(torch.uint8), pad, value=1).bool()
     h, w = y1 - y0, x1 - x0
     rows = region[:, :, 0:w].clone()
-    for k in range(1, _EROSION):  # a separable 7×7 minimum (shifted ANDs beat max_pool2d)
+    for k in range(1, EROSION):  # a separable 7×7 minimum (shifted ANDs beat max_pool2d)
         rows &= region[:, :, k : k + w]
     eroded = rows[:, 0:h].clone()
-    for k in range(1, _EROSION):
+    for k in range(1, EROSION):
         eroded &= rows[:, k : k + h]
     return eroded.to(torch.float32)
 
