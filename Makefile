@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test lint install install-dev bench clean
+.PHONY: demo test lint install install-dev browser bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(PIP) install -q -e '.[dev,align]'
+	$(PIP) install -q -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -31,7 +31,14 @@ demo: install
 lint: install-dev
 	$(VENV)/bin/ruff check .
 
-test: install-dev lint
+# Chromium for the browser tests (tests/browser.py): Debian's package, never Playwright's download.
+CHROMIUM ?= /usr/bin/chromium
+APT := $(shell [ "$$(id -u)" = 0 ] || echo sudo) DEBIAN_FRONTEND=noninteractive apt-get
+browser:
+	@test -x $(CHROMIUM) || $(APT) install -y chromium || \
+	  { $(APT) update && $(APT) install -y chromium; }
+
+test: install-dev lint browser
 	$(PY) -m pytest -q
 
 bench: install-dev

@@ -11,8 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # The API's own requirements, listed explicitly: the distribution's base dependencies
-# without torch and the image-processing stack (torch, opencv, scipy, scikit-image, numba live
-# only in the worker image), plus the `service` extra. Keep in step with pyproject.toml.
+# without torch and the image-processing stack (torch, opencv, scipy, scikit-image, numba,
+# dlib-bin and face_recognition_models live only in the worker image), plus the `service` extra. Keep in step with pyproject.toml.
 RUN pip install \
         "numpy>=1.26" \
         "pillow>=10" \

@@ -14,8 +14,7 @@ FROM ${CUDA_IMAGE}
 
 # Wheel index for the CUDA build of torch (the CPU build would run, but not on the GPU).
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
-# Extras of the facedit distribution to install; add `align` for dlib face alignment
-# (that one compiles dlib and needs build-essential and cmake added to this image).
+# Extras of the facedit distribution to install (face alignment, dlib-bin, is in the base).
 ARG FACEDIT_EXTRAS=service
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

