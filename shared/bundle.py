@@ -36,9 +36,20 @@ class ModelBundle:
     device: torch.device
     diffcam: torch.nn.Module | None = None
     suppressor_net: torch.nn.Module | None = None
+    # True for a trained checkpoint (maresunet_suppressor.pt); the toy preset's network is not
+    suppressor_trained: bool = False
     deghosting_net: torch.nn.Module | None = None  # SDEA Deghosting, for suppressor "sdea"
     diffcam_classes: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    fingerprint: str = ""  # which models these are: "toy:<seed>" or the weight files' digest
+
+    @property
+    def n_latent(self) -> int:
+        return int(self.generator.n_latent)
+
+    @property
+    def style_dim(self) -> int:
+        return int(self.generator.style_dim)
 
     def direction(self, attribute: str):
         """(Direction, default layer range or None) for an attribute name."""
@@ -57,10 +68,20 @@ class ModelBundle:
         return {"maresunet": self.suppressor_net, "sdea": self.deghosting_net}.get(name)
 
     def available_suppressors(self) -> list[str]:
+        """``auto`` first, then every suppressor these models can run."""
         from shared.blend import SUPPRESSOR_NAMES
+        from shared.pipeline import AUTO_SUPPRESSOR
 
-        return [n for n in SUPPRESSOR_NAMES
-                if n not in NETWORK_SUPPRESSORS or self.suppressor_network(n) is not None]
+        return [AUTO_SUPPRESSOR] + [
+            n for n in SUPPRESSOR_NAMES
+            if n not in NETWORK_SUPPRESSORS or self.suppressor_network(n) is not None
+        ]
+
+    def auto_suppressor(self) -> str:
+        """What ``suppressor=auto`` runs: the trained MAResU-Net if installed, else Poisson."""
+        if self.suppressor_net is not None and self.suppressor_trained:
+            return "maresunet"
+        return "poisson"
 
     def check_attribute(self, attribute: str) -> None:
         self.direction(attribute)
@@ -121,8 +142,9 @@ def toy_bundle(device: str | torch.device = "cpu", seed: int = TOY_SEED) -> Mode
     return ModelBundle(
         preset="toy", encoder=wrapped, generator=generator, directions=directions,
         encoder_size=size, output_size=256, device=device, diffcam=diffcam,
-        suppressor_net=suppressor, diffcam_classes=classes,
-        notes=["toy preset: small untrained models; outputs are not meaningful edits"],
+        suppressor_net=suppressor, diffcam_classes=classes, fingerprint=f"toy:{seed}",
+        notes=["toy preset: small untrained models; outputs are not meaningful edits "
+               "(suppressor=auto runs exact Poisson blending: the toy MAResU-Net is untrained)"],
     )
 
 
@@ -149,6 +171,7 @@ def official_bundle(
     bundle = ModelBundle(
         preset="official", encoder=encoder, generator=generator, directions=directions,
         encoder_size=int(encoder.input_size), output_size=int(generator.size), device=device,
+        fingerprint=weights_fingerprint(weights_dir, inversion),
     )
     diffcam_file = weights_dir / DIFFCAM_FILE
     if diffcam_file.is_file():
@@ -162,8 +185,12 @@ def official_bundle(
         from shared.models.maresunet import load_maresunet
 
         bundle.suppressor_net = load_maresunet(suppressor_file, device=device)
+        bundle.suppressor_trained = True
     else:
-        bundle.notes.append(f"{SUPPRESSOR_FILE} not found: suppressor=maresunet is unavailable")
+        bundle.notes.append(
+            f"{SUPPRESSOR_FILE} not found: suppressor=auto runs exact Poisson blending "
+            "(suppressor=maresunet needs a trained checkpoint: `facedit train suppressor`)"
+        )
     deghosting_file = weights_dir / DEGHOSTING_FILE
     if deghosting_file.is_file():
         from shared.models.sdea_deghosting import load_deghosting
@@ -177,6 +204,25 @@ def official_bundle(
         if module is not None:
             module.eval().requires_grad_(False)
     return bundle
+
+
+def weights_fingerprint(weights_dir: Path, inversion: str) -> str:
+    """A digest of the weight files a bundle loads (names, sizes, modification times)."""
+    import hashlib
+
+    weights_dir = Path(weights_dir)
+    names = [INVERSIONS[inversion], DIFFCAM_FILE, SUPPRESSOR_FILE, DEGHOSTING_FILE]
+    files = [weights_dir / n for n in names]
+    directions = weights_dir / DIRECTIONS_DIR
+    if directions.is_dir():
+        files += sorted(p for p in directions.iterdir() if p.is_file())
+    digest = hashlib.sha256(inversion.encode())
+    for path in files:
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.relative_to(weights_dir)}:{stat.st_size}:{stat.st_mtime_ns};"
+                          .encode())
+    return f"official:{digest.hexdigest()[:16]}"
 
 
 def load_bundle(

@@ -1,8 +1,9 @@
 """The optional align / paste-back stage around the pipeline (per job, on the CPU).
 
-``align`` job option: ``never`` (the input goes to the pipeline as is), ``auto`` (aligned-looking
-inputs skip alignment, others are aligned) or ``always``; ``all_faces`` edits every face found
-instead of only the largest. Aligned jobs get their whole photo back: each edited crop is warped
+``align`` job option: ``never`` (the input goes to the pipeline as is), ``auto`` (inputs whose
+landmarks show an aligned crop skip alignment, others are aligned) or ``always``; ``all_faces``
+edits every face found instead of only the largest; ``detector`` picks dlib's HOG or CNN face
+detector. Aligned jobs get their whole photo back: each edited crop is warped
 back into the original with a feathered seam, limited to the edited region.
 """
 
@@ -12,9 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.errors import InvalidEditRequest
-
-ALIGN_MODES = ("auto", "always", "never")
+from shared.job_options import JobOptions
 
 
 @dataclass
@@ -26,25 +25,21 @@ class FaceInputs:
     crops: list | None = None  # list[shared.alignment.FaceCrop] when aligned
 
 
-def check_align_options(options: dict) -> tuple[str, bool]:
-    mode = options.get("align", "auto")
-    if mode not in ALIGN_MODES:
-        raise InvalidEditRequest(f"align: {mode!r} is not one of {list(ALIGN_MODES)}")
-    all_faces = options.get("all_faces", False)
-    if not isinstance(all_faces, bool):
-        raise InvalidEditRequest("all_faces: expected true or false")
-    return mode, all_faces
+def prepare_faces(pixels: np.ndarray, options: JobOptions, crop_size: int) -> FaceInputs:
+    """The pipeline's input images for a job: the photo itself, or its aligned faces.
 
-
-def prepare_faces(pixels: np.ndarray, options: dict, crop_size: int) -> FaceInputs:
-    mode, all_faces = check_align_options(options)
-    if mode == "never":
+    ``auto`` takes an input as aligned only on evidence (its landmarks match the FFHQ crop);
+    without dlib it fails (``model_unavailable``) rather than guess.
+    """
+    if options.align == "never":
         return FaceInputs(pixels, [pixels])
     from shared import alignment
 
-    if mode == "auto" and alignment.looks_aligned(pixels):
+    if options.align == "auto" and alignment.looks_aligned(pixels):
         return FaceInputs(pixels, [pixels])
-    crops = alignment.align_faces(pixels, all_faces=all_faces, output_size=crop_size)
+    crops = alignment.align_faces(
+        pixels, all_faces=options.all_faces, output_size=crop_size, detector=options.detector
+    )
     return FaceInputs(pixels, [crop.pixels for crop in crops], crops)
 
 

@@ -34,6 +34,7 @@ class NullBundle:
     output_size: int = NULL_OUTPUT_SIZE
     n_latent: int = NULL_LATENTS
     preset: str = "null"
+    fingerprint: str = "null"
     notes: list[str] = field(
         default_factory=lambda: ["null pipeline: results are the inputs, resized"]
     )
@@ -50,8 +51,11 @@ class NullBundle:
 
 @dataclass
 class NullOutput:
-    result: torch.Tensor  # (B,3,S,S) in [0,1]
-    mask: torch.Tensor  # (B,1,S,S) zeros: the "edit" changed nothing (paste-back keeps the photo)
+    result: torch.Tensor  # (N,3,S,S) in [0,1]: one item per (image, variant)
+    mask: torch.Tensor  # (N,1,S,S) zeros: the "edit" changed nothing (paste-back keeps the photo)
+    source: list[int] = field(default_factory=list)  # the image of each item
+    latents: None = None
+    suppressor: str = ""
 
     def intermediates(self) -> dict[str, torch.Tensor]:
         return {}
@@ -79,15 +83,30 @@ class NullPipeline:
         edits: Sequence[Sequence[EditSpec]],
         on_stage: Callable[[str], None] | None = None,
     ) -> NullOutput:
-        """images: (B,3,H,W) in [0,1]; one edit list per item. No stages, so ``on_stage``
+        """images: (B,3,H,W) in [0,1]; one edit list per item."""
+        return self.run(images, [[item] for item in edits], on_stage=on_stage)
+
+    def run(
+        self,
+        images: torch.Tensor,
+        variants: Sequence[Sequence[Sequence[EditSpec]]],
+        *,
+        latents: Sequence[Any] | None = None,
+        on_stage: Callable[[str], None] | None = None,
+    ) -> NullOutput:
+        """One item per (image, variant), each the image resized. No stages, so ``on_stage``
         is never called (cancellation is still honoured when results are stored)."""
+        import torch
+
         from shared.pipeline import resize
 
-        if len(edits) != images.shape[0]:
-            raise ValueError(f"edits: {len(edits)} edit lists for a batch of {images.shape[0]}")
-        for item in edits:
-            for spec in item:
-                self.bundle.check_attribute(spec.attribute)
+        if len(variants) != images.shape[0]:
+            raise ValueError(f"variants: {len(variants)} lists for a batch of {images.shape[0]}")
+        for item in variants:
+            for edit_list in item:
+                for spec in edit_list:
+                    self.bundle.check_attribute(spec.attribute)
         size = self.output_size
-        result = resize(images, size).clamp(0.0, 1.0)
-        return NullOutput(result, result.new_zeros((result.shape[0], 1, size, size)))
+        source = [i for i, item in enumerate(variants) for _ in item]
+        result = resize(images, size).clamp(0.0, 1.0)[torch.tensor(source, dtype=torch.long)]
+        return NullOutput(result, result.new_zeros((result.shape[0], 1, size, size)), source)

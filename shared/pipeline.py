@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from shared.bundle import ModelBundle
 
 ACTIVATIONS = ("feature_diff", "diffcam")
+AUTO_SUPPRESSOR = "auto"  # the trained MAResU-Net when installed, else exact Poisson
 STAGES = ("invert", "edit", "generate", "mask", "blend", "suppress")
 
 
@@ -34,7 +35,7 @@ class PipelineConfig:
     """Per-request pipeline options (all JSON-serialisable; documented in README)."""
 
     activation: str = "feature_diff"
-    suppressor: str = "maresunet"
+    suppressor: str = AUTO_SUPPRESSOR
     output_size: int | None = None  # None: the bundle's native output size
     mask_threshold: float = 0.05  # mask values below this become 0 (after normalisation)
     mask_dilate: int = 0  # dilation radius, pixels at output size
@@ -61,9 +62,10 @@ class PipelineConfig:
             raise InvalidEditRequest(
                 f"activation: {self.activation!r} is not one of {list(ACTIVATIONS)}"
             )
-        if self.suppressor not in SUPPRESSOR_NAMES:
+        if self.suppressor not in (AUTO_SUPPRESSOR, *SUPPRESSOR_NAMES):
             raise InvalidEditRequest(
-                f"suppressor: {self.suppressor!r} is not one of {list(SUPPRESSOR_NAMES)}"
+                f"suppressor: {self.suppressor!r} is not one of "
+                f"{[AUTO_SUPPRESSOR, *SUPPRESSOR_NAMES]}"
             )
         if self.output_size is not None and not 64 <= int(self.output_size) <= 4096:
             raise InvalidEditRequest(f"output_size: {self.output_size} is outside [64, 4096]")
@@ -82,11 +84,16 @@ class PipelineConfig:
 
 @dataclass
 class PipelineOutput:
-    result: torch.Tensor  # (B,3,S,S) in [0,1]
-    mask: torch.Tensor  # (B,1,S,S) in [0,1]
+    """One item per (image, variant): ``source[i]`` is the input image of item ``i``."""
+
+    result: torch.Tensor  # (N,3,S,S) in [0,1]
+    mask: torch.Tensor  # (N,1,S,S) in [0,1]
     edited: torch.Tensor  # generated edited image at output size
     naive: torch.Tensor  # naive composite
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    latents: torch.Tensor | None = None  # (B, L, D): each input image's W+ code
+    source: list[int] = field(default_factory=list)
+    suppressor: str = ""  # the suppressor that ran ("auto" resolved)
 
     def intermediates(self) -> dict[str, torch.Tensor]:
         return {"mask": self.mask, "edited": self.edited, "naive": self.naive, **self.extras}
@@ -135,18 +142,22 @@ def edit_latents(
     return torch.cat(rows, dim=0)
 
 
+def render(
+    generator: torch.nn.Module, w: torch.Tensor
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """G(w) with the fixed noise: images in [0,1] and the generator's features."""
+    image, _, features = generator(
+        [w], input_is_latent=True, randomize_noise=False, return_features=True
+    )
+    return ((image.float() + 1.0) / 2.0).clamp(0.0, 1.0), features
+
+
 def generate(
     generator: torch.nn.Module, w: torch.Tensor, w_edit: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor], dict[int, torch.Tensor]]:
     """Render G(w) and G(w') in one pass with the fixed noise; images in [0,1] plus features."""
     batch = w.shape[0]
-    image, _, features = generator(
-        [torch.cat([w, w_edit], dim=0)],
-        input_is_latent=True,
-        randomize_noise=False,
-        return_features=True,
-    )
-    image = ((image.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+    image, features = render(generator, torch.cat([w, w_edit], dim=0))
     feats_orig = {r: f[:batch] for r, f in features.items()}
     feats_edit = {r: f[batch:] for r, f in features.items()}
     return image[:batch], image[batch:], feats_orig, feats_edit
@@ -228,22 +239,36 @@ def keep_outside(
 
 
 class EditPipeline:
-    """The sequence of stage calls, with the models of one :class:`ModelBundle`."""
+    """The sequence of stage calls, with the models of one :class:`ModelBundle`.
 
-    def __init__(self, bundle: ModelBundle, config: PipelineConfig | None = None) -> None:
+    ``max_items`` bounds how many (image, variant) items go through the generator and the
+    blending stages at once; inversion and the reconstruction G(w) run once per image.
+    """
+
+    def __init__(
+        self, bundle: ModelBundle, config: PipelineConfig | None = None,
+        max_items: int | None = None,
+    ) -> None:
         self.bundle = bundle
         self.config = config or PipelineConfig()
         self.config.validate()
+        self.max_items = max_items
         self._suppressors: dict[str, Any] = {}
 
     def with_config(self, config: PipelineConfig) -> EditPipeline:
-        other = EditPipeline(self.bundle, config)
+        other = EditPipeline(self.bundle, config, self.max_items)
         other._suppressors = self._suppressors
         return other
 
     @property
     def output_size(self) -> int:
         return int(self.config.output_size or self.bundle.output_size)
+
+    @property
+    def suppressor_name(self) -> str:
+        """The suppressor this configuration runs: ``auto`` resolved for this bundle."""
+        name = self.config.suppressor
+        return self.bundle.auto_suppressor() if name == AUTO_SUPPRESSOR else name
 
     def suppressor(self, name: str):
         if name not in self._suppressors:
@@ -253,42 +278,106 @@ class EditPipeline:
             network = self.bundle.suppressor_network(name)
             if name in NETWORK_SUPPRESSORS and network is None:
                 raise ModelUnavailable(
-                    f"suppressor={name} needs {NETWORK_SUPPRESSORS[name]} in the weights folder "
-                    "(see `facedit weights list`)"
+                    f"suppressor={name} needs {NETWORK_SUPPRESSORS[name]} in the weights folder"
+                    f"{_how_to_get(name)} (see `facedit weights list`); suppressor=auto uses it "
+                    "when it is installed and exact Poisson blending otherwise"
                 )
             self._suppressors[name] = build_suppressor(name, network=network)
         return self._suppressors[name]
 
-    @torch.inference_mode()
     def __call__(
         self,
         images: torch.Tensor,
         edits: Sequence[Sequence[EditSpec]],
         on_stage: Callable[[str], None] | None = None,
     ) -> PipelineOutput:
-        """images: (B,3,H,W) in [0,1] (any square size); one edit list per item."""
-        cfg, bundle = self.config, self.bundle
+        """images: (B,3,H,W) in [0,1] (any square size); one fixed edit list per image."""
+        return self.run(images, [[list(item)] for item in edits], on_stage=on_stage)
+
+    @torch.inference_mode()
+    def run(
+        self,
+        images: torch.Tensor,
+        variants: Sequence[Sequence[Sequence[EditSpec]]],
+        *,
+        latents: Sequence[torch.Tensor | None] | None = None,
+        on_stage: Callable[[str], None] | None = None,
+    ) -> PipelineOutput:
+        """Edit each image with each of its variants (fixed edit lists).
+
+        images: (B,3,H,W) in [0,1]; ``variants[i]``: the edit lists of image ``i`` (several
+        for a strength sweep); ``latents[i]``: a stored W+ code (L, D) for image ``i`` that
+        replaces its inversion, or None. Each image is inverted and reconstructed once,
+        whatever the number of its variants; the items come out image by image.
+        """
+        bundle = self.bundle
         notify = on_stage or (lambda stage: None)
+        if len(variants) != images.shape[0]:
+            raise ValueError(f"variants: {len(variants)} lists for a batch of {images.shape[0]}")
+        source = [i for i, item in enumerate(variants) for _ in item]
+        flat = [list(edit_list) for item in variants for edit_list in item]
+        if not flat or any(not item for item in variants):
+            raise ValueError("variants: every image needs at least one edit list")
+        suppressor_name = self.suppressor_name
+        suppress = self.suppressor(suppressor_name)
         device = bundle.device
         size = self.output_size
         original = resize(images.to(device=device, dtype=torch.float32), size)
+
+        w = self._latents(original, latents)
+        notify("invert")
+        generated, feats_orig = render(bundle.generator, w)
+        chunk = self.max_items or len(flat)
+        parts: list[dict[str, torch.Tensor]] = []
+        for begin in range(0, len(flat), chunk):
+            index = source[begin : begin + chunk]
+            parts.append(self._edit_items(
+                w, original, generated, feats_orig, index, flat[begin : begin + chunk],
+                suppress, suppressor_name, notify,
+            ))  # fmt: skip
+        out = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+        extras = {"poisson": out["poisson"]} if "poisson" in out else {}
+        return PipelineOutput(out["result"], out["mask"], out["edited"], out["naive"], extras,
+                              latents=w.float().cpu(), source=source, suppressor=suppressor_name)
+
+    def _latents(
+        self, original: torch.Tensor, latents: Sequence[torch.Tensor | None] | None
+    ) -> torch.Tensor:
+        """W+ codes of the batch: stored ones where given, the encoder's elsewhere."""
+        bundle = self.bundle
+        given = list(latents) if latents is not None else [None] * original.shape[0]
+        if len(given) != original.shape[0]:
+            raise ValueError(f"latents: {len(given)} entries for a batch of {original.shape[0]}")
+        missing = [i for i, code in enumerate(given) if code is None]
+        codes: list[torch.Tensor | None] = [None] * len(given)
+        if missing:
+            inverted = invert(bundle.encoder, original[missing], bundle.encoder_size)
+            for row, i in enumerate(missing):
+                codes[i] = inverted[row]
+        for i, code in enumerate(given):
+            if code is not None:
+                codes[i] = code.to(device=bundle.device, dtype=torch.float32)
+        return torch.stack(codes)
+
+    def _edit_items(
+        self, w, original, generated, feats_orig, index, edits, suppress, suppressor_name, notify
+    ) -> dict[str, torch.Tensor]:
+        """The edit → generate → mask → blend → suppress stages for some items."""
+        cfg, bundle, size = self.config, self.bundle, self.output_size
+        w_edit = edit_latents(w[index], edits, bundle.direction)
+        notify("edit")
+        edited_native, feats_edit = render(bundle.generator, w_edit)
+        edited = resize(edited_native, size)
+        notify("generate")
         target_classes = None
         if cfg.activation == "diffcam":
             target_classes = [bundle.diffcam_class(item[0].attribute) for item in edits]
-
-        w = invert(bundle.encoder, original, bundle.encoder_size)
-        notify("invert")
-        w_edit = edit_latents(w, edits, bundle.direction)
-        notify("edit")
-        generated, edited_native, feats_orig, feats_edit = generate(bundle.generator, w, w_edit)
-        edited = resize(edited_native, size)
-        notify("generate")
         mask = activation_mask(
             cfg.activation,
             size=bundle.encoder_size,
-            feats_orig=feats_orig,
+            feats_orig={r: f[index] for r, f in feats_orig.items()},
             feats_edit=feats_edit,
-            generated=generated,
+            generated=generated[index],
             edited=edited_native,
             diffcam=bundle.diffcam,
             target_classes=target_classes,
@@ -297,19 +386,27 @@ class EditPipeline:
         notify("mask")
         from shared.blend import naive_blend
 
-        naive = naive_blend(original, edited, mask)
+        base = original[index]
+        naive = naive_blend(base, edited, mask)
         notify("blend")
-        result = self.suppressor(cfg.suppressor)(original, edited, mask)
+        result = suppress(base, edited, mask)
         if cfg.keep_outside:
-            result = keep_outside(result, original, mask, cfg.keep_outside_margin)
-        extras = {}
+            result = keep_outside(result, base, mask, cfg.keep_outside_margin)
+        out = {"result": result.clamp(0, 1), "mask": mask, "edited": edited, "naive": naive}
         if cfg.intermediates:
-            if cfg.suppressor.startswith("poisson"):
-                extras["poisson"] = result
+            if suppressor_name.startswith("poisson"):
+                out["poisson"] = result
             else:
-                extras["poisson"] = self.suppressor("poisson")(original, edited, mask)
+                out["poisson"] = self.suppressor("poisson")(base, edited, mask)
         notify("suppress")
-        return PipelineOutput(result.clamp(0, 1), mask, edited, naive, extras)
+        return out
+
+
+def _how_to_get(name: str) -> str:
+    if name == "maresunet":
+        return (": no trained MAResU-Net is published, so train one with `facedit train "
+                "suppressor` and bring it with `facedit weights import`")
+    return ""
 
 
 def config_with(config: PipelineConfig, **changes: Any) -> PipelineConfig:

@@ -4,6 +4,11 @@ One code path for every runtime: the embedded runner calls :meth:`JobRunner.run`
 process, Celery tasks call it in workers. The SQL row is the source of truth: every state
 change is a conditional UPDATE in the job store, so a job that was cancelled, or claimed
 by someone else, is never overwritten here.
+
+A job is one input with one edit request. A request with a strength sweep stands for several
+variants (:func:`shared.edits.expand_variants`); each is stored as its own result, and the
+input is inverted once for all of them. With alignment, each face of the photo is one
+pipeline image and each variant is pasted back into the whole photo.
 """
 
 from __future__ import annotations
@@ -16,18 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from shared.edits import EditSpec
+from shared.edits import EditSpec, expand_variants, variant_label
 from shared.errors import (
     FaceditError,
     ImageTooLarge,
     InputNotFound,
-    InvalidEditRequest,
     JobCancelled,
 )
 from shared.face_stage import assemble, prepare_faces
 from shared.imaging import decode_image, encode_image, to_tensor, to_uint8
+from shared.job_options import JobOptions
 
 log = logging.getLogger(__name__)
+
+# Called with the ids of jobs in flight and how far along they are (0…1).
+ProgressListener = Callable[[Sequence[str], float], None]
 
 
 @dataclass(frozen=True)
@@ -44,9 +52,12 @@ class JobOutcome:
 class _Work:
     job: object  # JobRecord
     started: float
-    edits: list[EditSpec]
+    edits: list[EditSpec] = field(default_factory=list)
+    variants: list[tuple[EditSpec, ...]] = field(default_factory=list)
+    options: JobOptions = field(default_factory=JobOptions)
     pixels: object = None  # np.ndarray
     faces: object = None  # shared.face_stage.FaceInputs
+    latent: object = None  # torch.Tensor (faces, L, D) from a stored latent file, or None
     sha256: str | None = None
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
@@ -66,6 +77,7 @@ class JobRunner:
         max_pixels: int = 64_000_000,
         max_image_bytes: int = 25 * 1024 * 1024,
         allow_local_inputs: bool = False,
+        on_progress: ProgressListener | None = None,
     ) -> None:
         self.store = store
         self.storage = storage
@@ -76,6 +88,7 @@ class JobRunner:
         self.max_pixels = max_pixels
         self.max_image_bytes = max_image_bytes
         self.allow_local_inputs = allow_local_inputs
+        self.on_progress = on_progress
 
     # ------------------------------------------------------------ entry points
 
@@ -97,25 +110,9 @@ class JobRunner:
         outcomes: list[JobOutcome] = []
         ready: list[_Work] = []
         for job in jobs:
-            work = _Work(job=job, started=time.perf_counter(), edits=[])
+            work = _Work(job=job, started=time.perf_counter())
             try:
-                work.edits = [EditSpec.from_dict(e) for e in job.edits]
-                for spec in work.edits:
-                    self.pipeline.bundle.check_attribute(spec.attribute)
-                data = self.fetch(job.input_uri)
-                work.stages["fetch"] = time.perf_counter() - work.started
-                decoded = decode_image(
-                    data, min_side=self.min_side, max_pixels=self.max_pixels,
-                    name=job.input_name or job.input_uri,
-                )
-                work.pixels, work.sha256 = decoded.pixels, decoded.sha256
-                work.stages["decode"] = time.perf_counter() - work.started - work.stages["fetch"]
-                self.store.set_progress(job.id, 0.05, "decode")
-                aligned_at = time.perf_counter()
-                work.faces = prepare_faces(work.pixels, job.options, self._output_size(job))
-                if work.faces.crops is not None:
-                    work.stages["align"] = time.perf_counter() - aligned_at
-                self.store.set_progress(job.id, 0.1, "align")
+                self._prepare(work)
                 ready.append(work)
             except FaceditError as exc:
                 outcomes.append(self._end(work, exc))
@@ -129,23 +126,61 @@ class JobRunner:
 
     # ------------------------------------------------------------ stages
 
+    def _prepare(self, work: _Work) -> None:
+        """Parse the request, fetch and decode the input, find its faces, read its latent."""
+        job = work.job
+        work.options = JobOptions.from_options(job.options)
+        work.edits = [EditSpec.from_dict(e) for e in job.edits]
+        work.variants = expand_variants(work.edits)
+        for spec in work.edits:
+            self.pipeline.bundle.check_attribute(spec.attribute)
+        data = self.fetch(job.input_uri)
+        work.stages["fetch"] = time.perf_counter() - work.started
+        decoded = decode_image(
+            data, min_side=self.min_side, max_pixels=self.max_pixels,
+            name=job.input_name or job.input_uri,
+        )  # fmt: skip
+        work.pixels, work.sha256 = decoded.pixels, decoded.sha256
+        work.stages["decode"] = time.perf_counter() - work.started - work.stages["fetch"]
+        self._progress([job.id], 0.05, "decode")
+        aligned_at = time.perf_counter()
+        work.faces = prepare_faces(work.pixels, work.options, self._output_size(job))
+        if work.faces.crops is not None:
+            work.stages["align"] = time.perf_counter() - aligned_at
+        if work.options.latent is not None:
+            work.latent = self._read_latent(work)
+        self._progress([job.id], 0.1, "align")
+
+    def _read_latent(self, work: _Work):
+        from shared.latents import check_latent, decode_latent
+
+        bundle = self.pipeline.bundle
+        if not hasattr(bundle, "style_dim"):
+            from shared.errors import ModelUnavailable
+
+            raise ModelUnavailable("latent: these models (null pipeline) have no W+ space")
+        name = work.options.latent
+        stored = decode_latent(self.fetch(name, limit=64 * 1024 * 1024), name)
+        check_latent(stored, len(work.faces.images), bundle.n_latent, bundle.style_dim, name)
+        return stored.w
+
     def _output_size(self, job) -> int:
         from shared.pipeline import PipelineConfig
 
         config = PipelineConfig.from_options(job.options.get("pipeline"))
         return int(config.output_size or self.pipeline.bundle.output_size)
 
-    def fetch(self, uri: str) -> bytes:
+    def fetch(self, uri: str, limit: int | None = None) -> bytes:
+        limit = limit or self.max_image_bytes
         parsed = urlparse(uri)
         if parsed.scheme == "file" and self.allow_local_inputs:
             path = Path(unquote(parsed.path))
             if not path.is_file():
                 raise InputNotFound(f"{path}: no such file")
             size = path.stat().st_size
-            if size > self.max_image_bytes:
+            if size > limit:
                 raise ImageTooLarge(
-                    f"{path}: {size} bytes exceeds the limit of {self.max_image_bytes} "
-                    "(FACEDIT_MAX_IMAGE_BYTES)"
+                    f"{path}: {size} bytes exceeds the limit of {limit} (FACEDIT_MAX_IMAGE_BYTES)"
                 )
             return path.read_bytes()
         key = self.storage.key_from_uri(uri)
@@ -160,12 +195,16 @@ class JobRunner:
             config = PipelineConfig.from_options(group[0].job.options.get("pipeline"))
             pipeline = self.pipeline.with_config(config)
             size = pipeline.output_size
-            # one pipeline item per face (aligned jobs may have several), all in one batch
-            items = [(w, image) for w in group for image in w.faces.images]
-            images = torch.cat([resize(to_tensor(image), size) for _, image in items], dim=0)
+            # one pipeline image per face (aligned jobs may have several), all in one batch
+            faces = [(w, f) for w in group for f in range(len(w.faces.images))]
+            images = torch.cat(
+                [resize(to_tensor(w.faces.images[f]), size) for w, f in faces], dim=0
+            )
+            latents = [None if w.latent is None else w.latent[f] for w, f in faces]
             timings: dict[str, float] = {}
-            on_stage = _stage_listener(self.store, [w.job.id for w in group], timings)
-            output = pipeline(images, [w.edits for w, _ in items], on_stage=on_stage)
+            on_stage = self._stage_listener([w.job.id for w in group], timings)
+            output = pipeline.run(images, [w.variants for w, _ in faces], latents=latents,
+                                  on_stage=on_stage)
         except JobCancelled:
             return [self._outcome(w, "cancelled") for w in group]
         except FaceditError as exc:
@@ -173,62 +212,110 @@ class JobRunner:
         except Exception as exc:  # noqa: BLE001
             log.exception("pipeline failed for %d job(s)", len(group))
             return [self._fail(w, "internal_error", f"{type(exc).__name__}: {exc}") for w in group]
-        outcomes, first = [], 0
+        outcomes, first_image = [], 0
         for work in group:
             work.stages.update(timings)
-            outcomes.append(self._store_result(work, first, output, config))
-            first += len(work.faces.images)
+            outcomes.append(self._store_result(work, first_image, output))
+            first_image += len(work.faces.images)
         return outcomes
 
-    def _store_result(self, work: _Work, first: int, output, config) -> JobOutcome:
-        """Store one job's result; its pipeline items are ``first …`` in ``output``."""
-        from shared.storage import output_key
-
+    def _store_result(self, work: _Work, first_image: int, output) -> JobOutcome:
+        """Store one job's results; its pipeline images are ``first_image …`` in ``output``."""
         job = work.job
         started = time.perf_counter()
-        index = first
         try:
             if self.store.is_cancelled(job.id):
                 return self._outcome(work, "cancelled")
-            count = len(work.faces.images)
-            span = range(first, first + count)
-            final = assemble(
-                work.faces,
-                [to_uint8(output.result[i]) for i in span],
-                [to_uint8(output.mask[i]) for i in span],
-            )
-            fmt = job.options.get("format", "png")
-            if fmt not in {"png", "jpg", "webp"}:
-                raise InvalidEditRequest(f"format: {fmt!r} is not one of png, jpg, webp")
-            result_uri = self.storage.put(
-                output_key(job.batch_id, job.id, f"result.{fmt}"),
-                encode_image(final, fmt),
-                content_type=f"image/{'jpeg' if fmt == 'jpg' else fmt}",
-            )
-            intermediates = {}
-            if config.intermediates:
-                for name, tensor in output.intermediates().items():
-                    image = to_uint8(tensor[index])
-                    intermediates[name] = self.storage.put(
-                        output_key(job.batch_id, job.id, f"{name}.png"),
-                        encode_image(image, "png"),
-                        content_type="image/png",
-                    )
+            results = [
+                self._store_variant(work, k, _items(output, first_image, len(work.faces.images), k),
+                                    output)
+                for k in range(len(work.variants))
+            ]  # fmt: skip
+            latent_uri = self._store_latent(work, first_image, output)
             work.stages["store"] = time.perf_counter() - started
             metrics = {"stages": work.stages, "batch_size": len(output.result)}
             won = self.store.succeed(
-                job.id, result_uri, intermediates, input_sha256=work.sha256, metrics=metrics
-            )
+                job.id, results[0]["uri"], results[0]["intermediates"],
+                input_sha256=work.sha256, metrics=metrics, outputs=results,
+                latent_uri=latent_uri, suppressor=output.suppressor or None,
+            )  # fmt: skip
             if not won:
                 return self._outcome(work, "cancelled")
-            return self._outcome(work, "succeeded", output_uri=result_uri)
+            return self._outcome(work, "succeeded", output_uri=results[0]["uri"])
         except FaceditError as exc:
             return self._end(work, exc)
         except Exception as exc:  # noqa: BLE001
             log.exception("storing the result of job %s failed", job.id)
             return self._fail(work, "internal_error", f"{type(exc).__name__}: {exc}")
 
+    def _store_variant(self, work: _Work, k: int, items: list[int], output) -> dict:
+        """Paste, encode and store variant ``k``; its items are one per face."""
+        from shared.storage import output_key
+
+        job, options = work.job, work.options
+        count = len(work.variants)
+        final = assemble(
+            work.faces,
+            [to_uint8(output.result[i]) for i in items],
+            [to_uint8(output.mask[i]) for i in items],
+        )
+        uri = self.storage.put(
+            output_key(job.batch_id, job.id, _object_name("result", k, count, options.format)),
+            encode_image(final, options.format, quality=options.quality),
+            content_type=options.content_type,
+        )
+        intermediates = {}
+        if _wants_intermediates(job):
+            for name, tensor in output.intermediates().items():
+                intermediates[name] = self.storage.put(
+                    output_key(job.batch_id, job.id, _object_name(name, k, count, "png")),
+                    encode_image(to_uint8(tensor[items[0]]), "png"),
+                    content_type="image/png",
+                )
+        variant = work.variants[k]
+        return {"label": variant_label(variant), "edits": [e.to_dict() for e in variant],
+                "uri": uri, "intermediates": intermediates}
+
+    def _store_latent(self, work: _Work, first_image: int, output) -> str | None:
+        if not work.options.save_latents or getattr(output, "latents", None) is None:
+            return None
+        from shared.latents import encode_latent
+        from shared.storage import output_key
+
+        faces = len(work.faces.images)
+        codes = output.latents[first_image : first_image + faces]
+        data = encode_latent(codes, work.sha256, self.pipeline.bundle.fingerprint)
+        return self.storage.put(output_key(work.job.batch_id, work.job.id, "latent.pt"), data,
+                                content_type="application/octet-stream")
+
     # ------------------------------------------------------------ helpers
+
+    def _progress(self, job_ids: Sequence[str], fraction: float, stage: str) -> None:
+        for job_id in job_ids:
+            self.store.set_progress(job_id, fraction, stage)
+        if self.on_progress is not None:
+            self.on_progress(job_ids, fraction)
+
+    def _stage_listener(
+        self, job_ids: list[str], timings: dict[str, float] | None = None
+    ) -> Callable[[str], None]:
+        """Writes progress after each stage and stops the batch once all its jobs are cancelled.
+
+        Jobs cancelled while others in the batch go on are dropped when results are stored.
+        ``timings`` receives the seconds each stage took (its own bookkeeping excluded).
+        """
+        last = [time.perf_counter()]
+
+        def on_stage(stage: str) -> None:
+            if timings is not None:
+                timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - last[0]
+            live = [job_id for job_id in job_ids if not self.store.is_cancelled(job_id)]
+            if not live:
+                raise JobCancelled(f"all {len(job_ids)} job(s) of the batch were cancelled")
+            self._progress(live, STAGE_PROGRESS.get(stage, 0.0), stage)
+            last[0] = time.perf_counter()
+
+        return on_stage
 
     def _end(self, work: _Work, exc: FaceditError) -> JobOutcome:
         """Fail the job, or give it back to the queue if the error is transient (storage
@@ -252,30 +339,18 @@ STAGE_PROGRESS = {
 }
 
 
-def _stage_listener(
-    store, job_ids: list[str], timings: dict[str, float] | None = None
-) -> Callable[[str], None]:
-    """Writes progress after each stage and stops the batch once all its jobs are cancelled.
+def _wants_intermediates(job) -> bool:
+    return bool((job.options.get("pipeline") or {}).get("intermediates"))
 
-    Jobs cancelled while others in the batch go on are dropped when results are stored.
-    ``timings`` receives the seconds each stage took (its own bookkeeping excluded).
-    """
-    last = [time.perf_counter()]
 
-    def on_stage(stage: str) -> None:
-        if timings is not None:
-            timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - last[0]
-        cancelled = 0
-        for job_id in job_ids:
-            if store.is_cancelled(job_id):
-                cancelled += 1
-            else:
-                store.set_progress(job_id, STAGE_PROGRESS.get(stage, 0.0), stage)
-        if cancelled == len(job_ids):
-            raise JobCancelled(f"all {cancelled} job(s) of the batch were cancelled")
-        last[0] = time.perf_counter()
+def _items(output, first_image: int, faces: int, k: int) -> list[int]:
+    """Output items of variant ``k`` for the images ``first_image …`` (one per face)."""
+    return [output.source.index(image) + k for image in range(first_image, first_image + faces)]
 
-    return on_stage
+
+def _object_name(name: str, k: int, count: int, ext: str) -> str:
+    """``result.png`` for a single result; ``result.3.png`` for a sweep's fourth step."""
+    return f"{name}.{ext}" if count == 1 else f"{name}.{k}.{ext}"
 
 
 def _group_by_options(works: list[_Work]) -> list[list[_Work]]:

@@ -31,7 +31,7 @@ def catalog_key(queue: str) -> str:
 def describe(pipeline: Any, models: str) -> dict[str, Any]:
     """A JSON-ready description of ``pipeline``'s attributes and options."""
     from shared.blend import SUPPRESSOR_NAMES
-    from shared.pipeline import ACTIVATIONS
+    from shared.pipeline import ACTIVATIONS, AUTO_SUPPRESSOR
 
     common = {
         "version": CATALOG_VERSION,
@@ -51,7 +51,8 @@ def describe(pipeline: Any, models: str) -> dict[str, Any]:
             "preset": bundle.preset,
             "attributes": attributes,
             "names": bundle.attributes(),
-            "suppressors": list(SUPPRESSOR_NAMES),
+            "suppressors": [AUTO_SUPPRESSOR, *SUPPRESSOR_NAMES],
+            "auto_suppressor": None,
             "activations": list(ACTIVATIONS),
             "n_latent": bundle.n_latent,
             "output_size": bundle.output_size,
@@ -76,6 +77,7 @@ def describe(pipeline: Any, models: str) -> dict[str, Any]:
         "attributes": attributes,
         "names": bundle.directions.known_names(),
         "suppressors": suppressors,
+        "auto_suppressor": bundle.auto_suppressor(),
         "activations": activations,
         "n_latent": int(bundle.generator.n_latent),
         "output_size": int(bundle.output_size),

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -130,6 +131,12 @@ class Job(Base):
     input_sha256: Mapped[str | None] = mapped_column(String(64))
     output_uri: Mapped[str | None] = mapped_column(Text)
     intermediates: Mapped[dict[str, str]] = mapped_column(PortableJSON, nullable=False)
+    # every result: [{"label", "edits", "uri", "intermediates"}], one per sweep step
+    outputs: Mapped[list[dict[str, Any]]] = mapped_column(
+        PortableJSON, nullable=False, server_default=text("'[]'")
+    )
+    latent_uri: Mapped[str | None] = mapped_column(Text)
+    suppressor: Mapped[str | None] = mapped_column(String(32))  # the one that ran ("auto" resolved)
     metrics: Mapped[dict[str, Any]] = mapped_column(PortableJSON, nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False)
     max_attempts: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -82,6 +82,9 @@ class JobRecord:
     input_sha256: str | None
     output_uri: str | None
     intermediates: dict[str, str]
+    outputs: list[dict[str, Any]]
+    latent_uri: str | None
+    suppressor: str | None
     metrics: dict[str, Any]
     attempts: int
     max_attempts: int
@@ -417,17 +420,32 @@ class JobStore:
         *,
         metrics: Mapping[str, Any] | None = None,
         worker_id: str | None = None,
+        outputs: Sequence[Mapping[str, Any]] | None = None,
+        latent_uri: str | None = None,
+        suppressor: str | None = None,
     ) -> bool:
-        """running → succeeded, recording where the result (and intermediates) went."""
+        """running → succeeded, recording where the result (and intermediates) went.
+
+        ``outputs``: every result of the job (one per sweep step); by default the one result.
+        """
         if not isinstance(output_uri, str) or not output_uri:
             raise ValueError(f"output_uri must be a non-empty string, got {output_uri!r}")
         intermediates = _json_object(intermediates or {}, "intermediates")
         if not all(isinstance(uri, str) for uri in intermediates.values()):
             raise ValueError(f"intermediates must map names to URI strings, got {intermediates}")
         now = _utcnow()
+        if outputs is None:
+            outputs = [{"label": None, "edits": None, "uri": output_uri,
+                        "intermediates": intermediates}]
+        outputs = _json_ready([dict(o) for o in outputs], "outputs")
+        if not outputs or outputs[0].get("uri") != output_uri:
+            raise ValueError("outputs must start with the result at output_uri")
         values: dict[str, Any] = {
             "output_uri": output_uri,
             "intermediates": intermediates,
+            "outputs": outputs,
+            "latent_uri": latent_uri,
+            "suppressor": suppressor,
             "metrics": _json_object(metrics or {}, "metrics"),
             "progress": 1.0,
             "stage": "done",
@@ -549,6 +567,9 @@ class JobStore:
             "error_message": None,
             "output_uri": None,
             "intermediates": {},
+            "outputs": [],
+            "latent_uri": None,
+            "suppressor": None,
             "metrics": {},
             "started_at": None,
             "finished_at": None,
@@ -783,7 +804,8 @@ def _json_ready(value: Any, name: str) -> Any:
 
 
 def check_edits(edits: Any, name: str = "edits") -> list[dict[str, Any]]:
-    """A JSON-clean copy of an edit request ``[{"attribute", "strength", "layers"?}, ...]``;
+    """A JSON-clean copy of an edit request ``[{"attribute", "strength" | "sweep", "layers"?},
+    ...]``;
     InvalidEditRequest naming the offending entry otherwise. Extra keys are kept."""
     if isinstance(edits, str | bytes | Mapping) or not isinstance(edits, Sequence):
         raise InvalidEditRequest(f"{name} must be a list of edits, got {edits!r}")
@@ -795,13 +817,10 @@ def check_edits(edits: Any, name: str = "edits") -> list[dict[str, Any]]:
         attribute = edit.get("attribute")
         if not isinstance(attribute, str) or not attribute:
             raise InvalidEditRequest(f"{where}.attribute must be a non-empty string")
-        strength = edit.get("strength")
-        if (
-            isinstance(strength, bool)
-            or not isinstance(strength, int | float)
-            or not math.isfinite(strength)
-        ):
-            raise InvalidEditRequest(f"{where}.strength must be a finite number, got {strength!r}")
+        if edit.get("sweep") is not None:
+            _check_sweep(edit["sweep"], f"{where}.sweep")
+        else:
+            _check_number(edit.get("strength"), f"{where}.strength")
         layers = edit.get("layers")
         if layers is not None and (
             isinstance(layers, str | bytes)
@@ -811,6 +830,20 @@ def check_edits(edits: Any, name: str = "edits") -> list[dict[str, Any]]:
             raise InvalidEditRequest(f"{where}.layers must be a list of integers, got {layers!r}")
         checked.append(_json_ready(dict(edit), where))
     return checked
+
+
+def _check_number(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidEditRequest(f"{name} must be a finite number, got {value!r}")
+
+
+def _check_sweep(sweep: Any, name: str) -> None:
+    if not isinstance(sweep, Mapping) or set(sweep) != {"start", "end", "steps"}:
+        raise InvalidEditRequest(f"{name} must be {{start, end, steps}}, got {sweep!r}")
+    _check_number(sweep["start"], f"{name}.start")
+    _check_number(sweep["end"], f"{name}.end")
+    if isinstance(sweep["steps"], bool) or not isinstance(sweep["steps"], int):
+        raise InvalidEditRequest(f"{name}.steps must be an integer, got {sweep['steps']!r}")
 
 
 def _new_job_row(
@@ -834,6 +867,9 @@ def _new_job_row(
         "input_sha256": job.input_sha256,
         "output_uri": None,
         "intermediates": {},
+        "outputs": [],
+        "latent_uri": None,
+        "suppressor": None,
         "metrics": {},
         "attempts": 0,
         "max_attempts": job.max_attempts,
