@@ -21,8 +21,8 @@ from api.catalog import Catalog
 from api.context import ApiContext
 from api.errors import ApiError
 from api.inputs import check_objects, check_owner, input_key
-from api.schemas import EditIn, PipelineOptions
-from shared.edits import make_edit, parse_edit
+from api.schemas import EditIn, OutputOptions, PipelineOptions
+from shared.edits import EditSpec, check_request, make_edit, make_sweep, parse_edit
 from shared.errors import IdempotencyConflict, InvalidEditRequest
 from shared.jobs import Batch, BatchRecord, NewJob
 from shared.webhooks import WebhookUrlError, check_callback_url
@@ -55,7 +55,10 @@ def request_hash(endpoint: str, body: Any) -> str:
 
 def job_options(body: Any) -> dict[str, Any]:
     """The options of a JobIn/BatchIn that the runner reads beside the pipeline's."""
-    return {"format": body.format, "align": body.align, "all_faces": body.all_faces}
+    from shared.job_options import JobOptions
+
+    fields = OutputOptions.model_fields
+    return JobOptions.from_options({k: getattr(body, k) for k in fields}).to_options()
 
 
 def check_edits(raw: Sequence[EditIn | str], catalog: Catalog, where: str) -> list[dict]:
@@ -64,11 +67,7 @@ def check_edits(raw: Sequence[EditIn | str], catalog: Catalog, where: str) -> li
     for index, edit in enumerate(raw):
         spot = f"{where}[{index}]"
         try:
-            if isinstance(edit, str):
-                spec = parse_edit(edit)
-            else:
-                layers = tuple(edit.layers) if edit.layers is not None else None
-                spec = make_edit(edit.attribute, edit.strength, layers)
+            spec = _edit_spec(edit)
         except InvalidEditRequest as exc:
             raise ApiError(422, "invalid_edit", f"{spot}: {exc.message}") from exc
         if spec.attribute not in catalog.names:
@@ -82,13 +81,30 @@ def check_edits(raw: Sequence[EditIn | str], catalog: Catalog, where: str) -> li
                 422, "invalid_edit",
                 f"{spot}: layers {list(spec.layers)} go past the {catalog.n_latent} W+ layers",
             )  # fmt: skip
-        checked.append(spec.to_dict())
-    return checked
+        checked.append(spec)
+    try:
+        check_request(checked)
+    except InvalidEditRequest as exc:
+        raise ApiError(422, "invalid_edit", f"{where}: {exc.message}") from exc
+    return [spec.to_dict() for spec in checked]
+
+
+def _edit_spec(edit: EditIn | str) -> EditSpec:
+    if isinstance(edit, str):
+        return parse_edit(edit)
+    layers = tuple(edit.layers) if edit.layers is not None else None
+    if (edit.strength is None) == (edit.sweep is None):
+        raise InvalidEditRequest(f"edit {edit.attribute!r}: give either strength or sweep")
+    if edit.sweep is not None:
+        return make_sweep(edit.attribute, edit.sweep.start, edit.sweep.end, edit.sweep.steps,
+                          layers)
+    return make_edit(edit.attribute, edit.strength, layers)
 
 
 def check_options(options: PipelineOptions, catalog: Catalog) -> dict[str, Any]:
+    suppressors = ["auto", *(s for s in catalog.suppressors if s != "auto")]
     for name, value, available in (
-        ("suppressor", options.suppressor, catalog.suppressors),
+        ("suppressor", options.suppressor, suppressors),
         ("activation", options.activation, catalog.activations),
     ):
         if value not in available:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.schemas import BatchOut, JobOut, StoredObject
+from api.schemas import BatchOut, JobOut, ResultOut, StoredObject
 from shared.errors import FaceditError
 from shared.jobs import TERMINAL_STATUSES, BatchRecord, JobRecord
 from shared.storage import Storage
@@ -27,12 +27,17 @@ class Presigner:
         return StoredObject(uri=uri, url=url)
 
 
+def _stored_map(presigner: Presigner, uris: dict[str, str]) -> dict[str, StoredObject]:
+    stored = {name: presigner.stored(uri) for name, uri in sorted(uris.items())}
+    return {name: obj for name, obj in stored.items() if obj is not None}
+
+
 def job_out(job: JobRecord, presigner: Presigner) -> JobOut:
-    intermediates = {}
-    for name, uri in sorted(job.intermediates.items()):
-        stored = presigner.stored(uri)
-        if stored is not None:
-            intermediates[name] = stored
+    results = [
+        ResultOut(label=o.get("label"), edits=o.get("edits"), result=presigner.stored(o["uri"]),
+                  intermediates=_stored_map(presigner, o.get("intermediates") or {}))
+        for o in job.outputs
+    ]  # fmt: skip
     return JobOut(
         id=job.id,
         batch_id=job.batch_id,
@@ -49,7 +54,10 @@ def job_out(job: JobRecord, presigner: Presigner) -> JobOut:
         attempts=job.attempts,
         max_attempts=job.max_attempts,
         result=presigner.stored(job.output_uri),
-        intermediates=intermediates,
+        intermediates=_stored_map(presigner, job.intermediates),
+        results=results,
+        latent=presigner.stored(job.latent_uri),
+        suppressor=job.suppressor,
         metrics=job.metrics,
         created_at=job.created_at,
         started_at=job.started_at,

@@ -60,7 +60,17 @@ BAD_EDITS = [
     ({"attribute": "smile", "strength": 100.5}, "invalid_edit", "outside"),
     ({"attribute": "smile", "strength": -1e9}, "invalid_edit", "outside"),
     ({"attribute": "smile", "strength": "lots"}, "invalid_edit", "strength"),
-    ({"attribute": "smile"}, "missing_field", "edits[0].strength"),
+    ({"attribute": "smile"}, "invalid_edit", "either strength or sweep"),
+    ({"attribute": "smile", "strength": 1, "sweep": {"start": 0, "end": 1, "steps": 3}},
+     "invalid_edit", "either strength or sweep"),
+    ({"attribute": "smile", "sweep": {"start": -3, "end": 3, "steps": 1}}, "invalid_edit",
+     "outside [2, 64]"),
+    ({"attribute": "smile", "sweep": {"start": -3, "end": 3, "steps": 65}}, "invalid_edit",
+     "outside [2, 64]"),
+    ({"attribute": "smile", "sweep": {"start": 2, "end": 2, "steps": 5}}, "invalid_edit",
+     "start and end are both 2"),
+    ({"attribute": "smile", "sweep": {"start": 0, "end": 1}}, "missing_field", "steps"),
+    ("smile=2:2:5", "invalid_edit", "start and end"),
     ({"attribute": "smile", "strength": 1, "layers": [4, 2]}, "invalid_edit", "below end"),
     ({"attribute": "smile", "strength": 1, "layers": [0, 99]}, "invalid_edit", "layers"),
     ({"attribute": "smile", "strength": 1, "extra": 1}, "invalid_edit", "unknown field"),
@@ -99,6 +109,10 @@ def test_bad_requests(stack: Stack, inputs: dict[str, str], quiet: None) -> None
                "unknown_field", "options.sharpen")
         _check(client.post("/v1/jobs", json={"input_key": face}), 422, "missing_field", "edits")
         _check(client.post("/v1/jobs", json=_good(inputs, edits=[])), 422, "invalid_edit")
+        _check(client.post("/v1/jobs", json=_good(inputs, edits=["smile=-1:1:3", "age=0:1:2"])),
+               422, "invalid_edit", "at most one sweep")
+        _check(client.post("/v1/jobs", json=_good(inputs, quality=0)), 422, "invalid_request",
+               "quality")
         _check(client.post("/v1/jobs", json=_good(inputs, options={"suppressor": "magic"})),
                422, "invalid_option", "suppressor")
         _check(client.post("/v1/jobs", json=_good(inputs, options={"output_size": 8})), 422,

@@ -40,10 +40,14 @@ def test_submit_waits_and_downloads_then_status(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 job(s) queued" in result.stdout and "3 succeeded" in result.stdout
     files = sorted(p.name for p in out.glob("*.png"))
-    assert files == [f"{i:04d}_{p.stem}.png" for i, p in enumerate(sorted(small_faces[:3]))]
+    assert files == [f"{p.stem}.smile+2,age-1.png" for p in sorted(small_faces[:3])]
     assert decode_png((out / files[0]).read_bytes()).shape == (256, 256, 3)
     records = [json.loads(line) for line in (out / "jobs.jsonl").read_text().splitlines()]
     assert [r["status"] for r in records] == ["succeeded"] * 3
+    assert {r["suppressor"] for r in records} == {"naive"}
+    assert f"gallery: {out / 'index.html'}" in " ".join(result.stdout.split())
+    page = (out / "index.html").read_text()
+    assert page.count('class="row ') == 3 and "no preview" not in page
     batch_id = stack.job_row(records[0]["job_id"]).batch_id
     shown = _run(stack, "status", batch_id, "--api", stack.api_url, "--key", stack.keys["alice"])
     assert shown.returncode == 0, shown.stderr
@@ -87,3 +91,37 @@ def test_db_upgrade_migrates_a_fresh_database(stack: Stack, tmp_path: Path) -> N
         assert store.current_revision() == head
     assert f"revision {head}" in result.stdout
     assert _run(stack, "db", "upgrade", env=env).returncode == 0  # again: a no-op
+
+
+def test_submit_a_sweep_downloads_every_step_into_a_gallery(
+    stack: Stack, small_faces: list[Path], tmp_path: Path
+) -> None:
+    from tests.browser import chromium, load_all_images, page_rows
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in small_faces[:2]:
+        (folder / path.name).symlink_to(path)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "results"
+    result = _run(
+        stack, "submit", str(folder), "--edit", "smile=-2:2:3", "--align", "never",
+        "--api", stack.api_url, "--key", stack.keys["alice"], "--save-intermediates",
+        "--save-latents", "--wait", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr  # the broken input failed
+    for path in small_faces[:2]:
+        for label in ("smile-2", "smile+0", "smile+2"):
+            assert (out / f"{path.stem}.{label}.png").is_file()
+            assert (out / f"{path.stem}.{label}.mask.png").is_file()
+        assert (out / f"{path.stem}.latent.pt").is_file()
+    records = [json.loads(line) for line in (out / "jobs.jsonl").read_text().splitlines()]
+    broken = [r for r in records if r["input"] == "broken.png"]
+    assert broken and broken[0]["error_code"] == "invalid_image"
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto((out / "index.html").as_uri())
+        assert page_rows(page) == 3
+        images = load_all_images(page)
+        assert images and all(i["natural"] > 0 for i in images)
+        assert "invalid_image" in page.locator("section.row.st-failed").inner_text()

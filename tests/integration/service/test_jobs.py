@@ -167,3 +167,40 @@ def test_owners_see_only_their_own_jobs(stack: Stack, small_faces: list[Path]) -
         assert chained.status_code == 202, chained.text
         done = stack.wait_job(alice, chained.json()["id"])
         assert done["status"] == "succeeded", (done["error_code"], done["error_message"])
+
+
+def test_sweep_job_stores_each_step_the_latent_and_the_suppressor(
+    stack: Stack, small_faces: list[Path]
+) -> None:
+    """A sweep is one job with one result per step; auto runs Poisson with the toy models."""
+    from shared.latents import decode_latent
+
+    with stack.client() as client:
+        key = stack.upload(client, small_faces[1].read_bytes(), small_faces[1].name)
+        answer = client.post("/v1/jobs", json={
+            "input_key": key, "align": "never", "format": "jpg", "quality": 90,
+            "save_latents": True, "options": {"intermediates": True},
+            "edits": [{"attribute": "smile", "sweep": {"start": -2, "end": 2, "steps": 3}},
+                      "age=-1"],
+        })  # fmt: skip
+        assert answer.status_code == 202, answer.text
+        job = stack.wait_job(client, answer.json()["id"])
+        catalog = client.get("/v1/attributes").json()
+    assert job["status"] == "succeeded", job
+    assert job["suppressor"] == "poisson" == catalog["auto_suppressor"]
+    assert job["options"]["pipeline"]["suppressor"] == "auto"
+    assert [r["label"] for r in job["results"]] == ["smile-2,age-1", "smile+0,age-1",
+                                                    "smile+2,age-1"]
+    assert job["result"] == job["results"][0]["result"]
+    prefix = f"outputs/{job['batch_id']}/{job['id']}"
+    steps = []
+    for k, entry in enumerate(job["results"]):
+        assert entry["result"]["uri"] == stack.storage.uri(f"{prefix}/result.{k}.jpg")
+        data = httpx.get(entry["result"]["url"], timeout=30).content
+        assert data.startswith(b"\xff\xd8")
+        steps.append(data)
+        assert stack.storage.exists(f"{prefix}/mask.{k}.png")
+        assert set(entry["intermediates"]) >= {"mask", "naive", "poisson"}
+    assert len(set(steps)) == 3  # three different edits
+    latent = decode_latent(httpx.get(job["latent"]["url"], timeout=30).content)
+    assert latent.w.shape[0] == 1 and latent.input_sha256 == stack.job_row(job["id"]).input_sha256
