@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facedit.cli import app
+from tests.browser import chromium, load_all_images, page_rows
 from tests.unit.core.image_factory import jpeg_bytes, png_bytes, png_header_only
 
 
@@ -97,7 +99,11 @@ def test_bad_arguments_exit_2_before_any_job(tmp_path, env, dev_faces, edit, mes
     assert not (out / "jobs.jsonl").exists()
 
 
-def test_whole_dev_set_with_one_corrupt_file(tmp_path, env, faces_dir, dev_faces):
+def test_whole_dev_set_defaults_to_poisson_with_named_results_and_a_gallery(
+    tmp_path, env, faces_dir, dev_faces
+):
+    """The issue's "done when": toy models, no options → results equal the Poisson composite,
+    named after their inputs, and an index.html a browser renders with every image."""
     folder = tmp_path / "dev_copy"
     folder.mkdir()
     for face in dev_faces:
@@ -105,7 +111,7 @@ def test_whole_dev_set_with_one_corrupt_file(tmp_path, env, faces_dir, dev_faces
     (folder / "zzz_corrupt.jpg").write_bytes(jpeg_bytes()[:500])
     out = tmp_path / "o"
     result = _invoke(["run", str(folder), "--edit", "smile=+2", "--out", str(out),
-                      "--models", "toy", "--suppressor", "naive"])
+                      "--models", "toy", "--save-intermediates"])
     assert result.exit_code == 1
     jobs = _read_jobs(out)
     assert len(jobs) == len(dev_faces) + 1 == 151
@@ -113,7 +119,27 @@ def test_whole_dev_set_with_one_corrupt_file(tmp_path, env, faces_dir, dev_faces
     assert [(Path(j["input"]).name, j["error_code"]) for j in failed] == [
         ("zzz_corrupt.jpg", "invalid_image")
     ]
-    assert all(Path(j["output"]).is_file() for j in jobs if j["status"] == "succeeded")
+    for job in jobs:
+        if job["status"] != "succeeded":
+            continue
+        assert job["suppressor"] == "poisson"  # auto, without a trained MAResU-Net
+        [entry] = job["results"]
+        stem = Path(job["input"]).stem
+        assert entry["file"] == f"{stem}.smile+2.png"
+        result_pixels = np.asarray(Image.open(out / entry["file"]))
+        poisson = np.asarray(Image.open(out / entry["intermediates"]["poisson"]))
+        np.testing.assert_array_equal(result_pixels, poisson)
+        assert Path(job["output"]).is_file()  # the storage layout is kept as well
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto((out / "index.html").as_uri())
+        assert page_rows(page) == 151
+        images = load_all_images(page)
+        # original + result + 4 intermediates per face, the corrupt input has no preview
+        assert len(images) == 150 * 6
+        assert all(i["natural"] > 0 for i in images), [i for i in images if not i["natural"]]
+        failed_row = page.locator("section.row.st-failed")
+        assert failed_row.count() == 1 and "invalid_image" in failed_row.inner_text()
 
 
 def test_results_are_deterministic_and_outside_the_mask_unchanged(tmp_path, env, dev_faces):
@@ -147,12 +173,22 @@ def test_console_script_runs(tmp_path, env, dev_faces):
 
 
 def test_demo_command(tmp_path, env):
+    """The demo shows Poisson removing seams (no GAN) and the toy pipeline, in one gallery."""
     out = tmp_path / "demo"
     result = _invoke(["demo", "--out", str(out), "--models", "toy"])
     assert result.exit_code == 0, result.output
-    jobs = _read_jobs(out / "results")
+    jobs = _read_jobs(out / "pipeline")
     assert len(jobs) == 4 and all(j["status"] == "succeeded" for j in jobs)
     assert "toy preset" in result.output
+    index = out / "index.html"
+    assert f"demo gallery: {index}" in " ".join(result.output.split())
+    page = index.read_text()
+    assert page.count("synthetic local edit: naive vs Poisson") == 3
+    assert page.count("toy GAN: untrained models, not a meaningful edit") == 4
+    # every synthetic row: Poisson leaves less seam than the naive composite
+    seams = [(float(n), float(p)) for n, p in re.findall(
+        r"naive seam</b>\s*([0-9.]+).*?Poisson seam</b>\s*([0-9.]+)", page, flags=re.S)]
+    assert len(seams) == 3 and all(p < n for n, p in seams), seams
 
 
 def test_edit_unaligned_photo_returns_the_whole_photo(tmp_path, env, faces_dir):
