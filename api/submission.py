@@ -101,8 +101,23 @@ def _edit_spec(edit: EditIn | str) -> EditSpec:
     return make_edit(edit.attribute, edit.strength, layers)
 
 
+# Suppressors that need a trained network on the workers, and how to get one.
+NETWORK_SUPPRESSORS = {
+    "maresunet": "a trained MAResU-Net (maresunet_suppressor.pt: `facedit train suppressor`, "
+                 "then `facedit weights import` on the workers)",
+    "sdea": "SDEA's deghosting.pt (see `facedit weights list`)",
+}
+
+
 def check_options(options: PipelineOptions, catalog: Catalog) -> dict[str, Any]:
     suppressors = ["auto", *(s for s in catalog.suppressors if s != "auto")]
+    wanted = options.suppressor
+    if wanted in NETWORK_SUPPRESSORS and wanted not in suppressors:
+        raise ApiError(
+            422, "model_unavailable",
+            f"options.suppressor: {wanted!r} needs {NETWORK_SUPPRESSORS[wanted]}, which these "
+            f"workers do not have; 'auto' runs {catalog.data.get('auto_suppressor') or 'poisson'}",
+        )  # fmt: skip
     for name, value, available in (
         ("suppressor", options.suppressor, suppressors),
         ("activation", options.activation, catalog.activations),

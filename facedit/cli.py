@@ -9,8 +9,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from facedit.console import cell, console, fail, fail_usage, note, say
-from facedit.run_cli import load_pipeline, parse_edits
+from facedit.console import cell, console, fail, fail_usage, say
+from facedit.run_cli import load_models, load_pipeline, parse_edits
 from shared.config import get_settings
 from shared.errors import FaceditError, InvalidEditRequest
 
@@ -135,18 +135,7 @@ def data_blend_pairs(
 
     if source not in SOURCES:
         fail_usage(f"--source {source!r}: use one of {list(SOURCES)}")
-    bundle = None
-    if source == "gan":
-        from shared.bundle import load_bundle
-
-        settings = get_settings()
-        try:
-            bundle = load_bundle(models or settings.models, settings.weights_dir,
-                                 device or settings.device)
-        except FaceditError as exc:
-            fail_usage(exc.message)
-        for line in bundle.notes:
-            note(line)
+    bundle = load_models(models, device) if source == "gan" else None
     try:
         total = len(list_images(src_dir)[:limit]) * per_image
     except ValueError as exc:

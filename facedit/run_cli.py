@@ -94,10 +94,9 @@ def job_options(pipeline: dict[str, Any], **values: Any) -> dict[str, Any]:
     return {"pipeline": pipeline, **checked.to_options()}
 
 
-def load_pipeline(models: str | None, device: str | None, edits: list[EditSpec],
-                  options: dict[str, Any], batch_size: int | None = None) -> Any:
-    from shared.bundle import NETWORK_SUPPRESSORS, load_bundle
-    from shared.pipeline import EditPipeline, PipelineConfig
+def load_models(models: str | None, device: str | None) -> Any:
+    """The model bundle (``--models``, default FACEDIT_MODELS), its notes printed."""
+    from shared.bundle import load_bundle
 
     settings = get_settings()
     try:
@@ -107,6 +106,16 @@ def load_pipeline(models: str | None, device: str | None, edits: list[EditSpec],
         fail_usage(exc.message)
     for line in bundle.notes:
         note(line)
+    return bundle
+
+
+def load_pipeline(models: str | None, device: str | None, edits: list[EditSpec],
+                  options: dict[str, Any], batch_size: int | None = None) -> Any:
+    from shared.bundle import NETWORK_SUPPRESSORS
+    from shared.pipeline import EditPipeline, PipelineConfig
+
+    settings = get_settings()
+    bundle = load_models(models, device)
     for spec in edits:
         try:
             bundle.check_attribute(spec.attribute)

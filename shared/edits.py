@@ -97,20 +97,20 @@ class EditSpec:
     @property
     def label(self) -> str:
         """Short, file-name-safe text: ``smile+2``, ``pose+1.5@0-6``, ``smile-3:3:7``."""
-        if self.sweep is not None:
-            text = f"{self.attribute}{_number(self.sweep.start)}:{_number(self.sweep.end)}" \
-                   f":{self.sweep.steps}"
-        else:
-            text = f"{self.attribute}{self.strength:+g}"
-        return text + (f"@{self.layers[0]}-{self.layers[1]}" if self.layers else "")
+        return self._text("")
 
     def __str__(self) -> str:
+        return self._text("=")
+
+    def _text(self, equals: str) -> str:
         if self.sweep is not None:
-            text = f"{self.attribute}={_number(self.sweep.start)}:{_number(self.sweep.end)}" \
-                   f":{self.sweep.steps}"
+            sweep = self.sweep
+            value = f"{_number(sweep.start)}:{_number(sweep.end)}:{sweep.steps}"
         else:
-            text = f"{self.attribute}={self.strength:+g}"
-        return text + (f"@{self.layers[0]}-{self.layers[1]}" if self.layers else "")
+            value = f"{self.strength:+g}"
+        return f"{self.attribute}{equals}{value}" + (
+            f"@{self.layers[0]}-{self.layers[1]}" if self.layers else ""
+        )
 
 
 def _number(value: float) -> str:

@@ -30,9 +30,11 @@ NULL_MODELS = "null"
 CATALOG_REFRESH_S = 60.0
 
 
-def build_pipeline(models: str, weights_dir: Any, device: str) -> Any:
+def build_pipeline(models: str, weights_dir: Any, device: str, max_items: int | None = None
+                   ) -> Any:
     """The pipeline a worker runs: the null pipeline for ``null``, else an EditPipeline
-    with the bundle ``shared.bundle.load_bundle`` builds (``toy``, ``auto`` or a folder)."""
+    with the bundle ``shared.bundle.load_bundle`` builds (``toy``, ``auto`` or a folder).
+    ``max_items``: how many (image, sweep step) items go through the generator at once."""
     if models == NULL_MODELS:
         from shared.null_pipeline import NullPipeline
 
@@ -43,7 +45,7 @@ def build_pipeline(models: str, weights_dir: Any, device: str) -> Any:
     bundle = load_bundle(models, weights_dir, device)
     for note in bundle.notes:
         log.warning("models: %s", note)
-    return EditPipeline(bundle)
+    return EditPipeline(bundle, max_items=max_items)
 
 
 def pick_gpu(visible: str | None, index: int | None) -> str | None:
@@ -153,7 +155,8 @@ def init_process(index: int | None = None, settings: Settings | None = None) -> 
         settings = settings or get_settings()
         started = time.perf_counter()
         try:
-            pipeline = build_pipeline(settings.models, settings.weights_dir, settings.device)
+            pipeline = build_pipeline(settings.models, settings.weights_dir, settings.device,
+                                      max_items=settings.batch_size)
         except Exception:
             log.exception("could not load the models (FACEDIT_MODELS=%s)", settings.models)
             raise

@@ -115,6 +115,8 @@ def test_bad_requests(stack: Stack, inputs: dict[str, str], quiet: None) -> None
                "quality")
         _check(client.post("/v1/jobs", json=_good(inputs, options={"suppressor": "magic"})),
                422, "invalid_option", "suppressor")
+        _check(client.post("/v1/jobs", json=_good(inputs, options={"suppressor": "sdea"})),
+               422, "model_unavailable", "deghosting.pt")
         _check(client.post("/v1/jobs", json=_good(inputs, options={"output_size": 8})), 422,
                "invalid_option", "output_size")
         _check(client.post("/v1/jobs", json=_good(inputs, format="gif")), 422,
