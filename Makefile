@@ -45,7 +45,10 @@ bench: install-dev
 	$(PY) -m bench.poisson
 	$(PY) -m bench.models
 	$(PY) -m bench.pipeline
-	$(PY) -m bench.queue
+	$(PY) -m bench.service
+	$(PY) -m bench.sweep
+	$(PY) -m bench.gallery
+	$(PY) -m bench.detectors
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

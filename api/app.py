@@ -16,7 +16,7 @@ from api.context import build_context
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.routes import batches, jobs, system, uploads
-from shared.config import Settings, get_settings
+from shared.core.config import Settings, get_settings
 
 DESCRIPTION = """Batch face-attribute editing as a job system.
 

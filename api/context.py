@@ -11,10 +11,11 @@ from api.catalog import CatalogReader
 from api.metrics import ApiMetrics
 from api.queue import TaskQueue
 from api.views import Presigner
-from shared.config import Settings
+from shared.core.config import Settings
+from shared.core.storage import S3Storage, Storage, make_s3_client, storage_from_settings
+from shared.core.webhooks import parse_allow_hosts
 from shared.jobs import ApiKeys, JobStore
-from shared.storage import S3Storage, Storage, make_s3_client, storage_from_settings
-from shared.webhooks import WebhookDeliveries, parse_allow_hosts
+from shared.jobs.deliveries import WebhookDeliveries
 
 
 @dataclass

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import ApiError
-from shared.errors import InvalidStorageKey
-from shared.storage import LocalStorage, S3Storage, Storage, validate_key
+from shared.core.errors import InvalidStorageKey
+from shared.core.storage import LocalStorage, S3Storage, Storage, validate_key
 
 UPLOADS = "uploads"
 OUTPUTS = "outputs"

@@ -9,7 +9,7 @@ same system-wide figures:
   stages, store) of succeeded jobs.
 
 Stage timings are measured by the workers and stored with each job (``jobs.metrics``, see
-shared/runner.py). At each scrape the API reads the jobs finished since its previous
+shared/jobs/runner.py). At each scrape the API reads the jobs finished since its previous
 scrape (by ``finished_at``, with an overlap and a set of ids already counted, so late
 commits are neither lost nor counted twice) and adds them to its histograms. Histograms
 start empty when an API process starts (Prometheus handles counter resets); with several

@@ -8,7 +8,7 @@ import math
 
 from celery import Celery
 
-from shared.config import Settings
+from shared.core.config import Settings
 
 log = logging.getLogger(__name__)
 

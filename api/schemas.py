@@ -40,7 +40,7 @@ EditList = list[EditIn | str]
 
 
 class PipelineOptions(Strict):
-    """Per-request pipeline options (shared.pipeline.PipelineConfig, checked without torch;
+    """Per-request pipeline options (shared.editing.pipeline.PipelineConfig, checked without torch;
     which suppressors and activations exist comes from the workers' catalog)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -81,7 +81,7 @@ class InputRef(Strict):
 
 
 class OutputOptions(Strict):
-    """What the runner reads beside the pipeline options (shared.job_options.JobOptions)."""
+    """What the runner reads beside the pipeline options (shared.core.contracts.JobOptions)."""
 
     format: OutputFormat = "png"
     quality: int = Field(default=95, ge=1, le=100, description="JPEG/WebP quality")

@@ -22,10 +22,10 @@ from api.context import ApiContext
 from api.errors import ApiError
 from api.inputs import check_objects, check_owner, input_key
 from api.schemas import EditIn, OutputOptions, PipelineOptions
-from shared.edits import EditSpec, check_request, make_edit, make_sweep, parse_edit
-from shared.errors import IdempotencyConflict, InvalidEditRequest
+from shared.core.edits import EditSpec, check_request, make_edit, make_sweep, parse_edit
+from shared.core.errors import IdempotencyConflict, InvalidEditRequest
+from shared.core.webhooks import WebhookUrlError, check_callback_url
 from shared.jobs import Batch, BatchRecord, NewJob
-from shared.webhooks import WebhookUrlError, check_callback_url
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
@@ -55,7 +55,7 @@ def request_hash(endpoint: str, body: Any) -> str:
 
 def job_options(body: Any) -> dict[str, Any]:
     """The options of a JobIn/BatchIn that the runner reads beside the pipeline's."""
-    from shared.job_options import JobOptions
+    from shared.core.contracts import JobOptions
 
     fields = OutputOptions.model_fields
     return JobOptions.from_options({k: getattr(body, k) for k in fields}).to_options()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from api.schemas import BatchOut, JobOut, ResultOut, StoredObject
-from shared.errors import FaceditError
+from shared.core.errors import FaceditError
+from shared.core.storage import Storage
 from shared.jobs import TERMINAL_STATUSES, BatchRecord, JobRecord
-from shared.storage import Storage
 
 
 class Presigner:

@@ -2,7 +2,7 @@
 
 The group photos of ``<faces-dir>/photos`` (``../shared/data/faces`` beside the repository, or
 ``$FACEDIT_TEST_FACES_DIR``) carry hand-marked face centres (:data:`FACES`). Each detector runs
-as ``shared.alignment.detect_faces`` runs it, on the same ``max_detect_side`` downscale as
+as ``shared.editing.faces.detect_faces`` runs it, on the same ``max_detect_side`` downscale as
 alignment's default: HOG at upsample 1 (what alignment uses) and CNN at each
 ``--cnn-upsample``. A detection is a hit when its box contains a hand-marked centre not yet
 claimed by a larger box; recall = hits / faces, and the detections that hit nothing are
@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
-from shared.alignment import detect_faces
+from shared.editing.faces import detect_faces
 
 MAX_DETECT_SIDE = 1600  # detect_faces' default, which alignment uses
 

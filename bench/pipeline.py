@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 import torch
 
-from shared.bundle import ModelBundle, toy_bundle
-from shared.edits import parse_edit
-from shared.pipeline import STAGES, EditPipeline, PipelineConfig
+from shared.core.edits import parse_edit
+from shared.editing.bundle import ModelBundle, toy_bundle
+from shared.editing.pipeline import STAGES, EditPipeline, PipelineConfig
 
 BATCH_SIZES = (1, 4, 8)
 

@@ -3,7 +3,7 @@
 Real aligned photos (``../shared/data/faces/dev`` or ``$FACEDIT_TEST_FACES_DIR/dev``) are
 the source/target pairs, resized to S×S; masks are a centred ellipse covering ~30 % (semi-axes
 0.34S × 0.28S, the case of REFERENCE.md Part B2) and the mouth / lower-face regions of
-``shared.face_regions``. Each round times every method once, in turn, so that the ratios see
+``shared.train.face_regions``. Each round times every method once, in turn, so that the ratios see
 the same machine state; the table gives min / median over the rounds after one warm-up.
 ``cv2`` gets ``mask.copy()`` on every call (it mutates its mask). CPU rows are given for each
 ``--implementations`` (default: ``compiled``, the CPU default, and ``tensor``, the torch code
@@ -20,24 +20,17 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-# Run as a script, bench/ itself is sys.path[0], and bench/queue.py would shadow the
-# standard library's queue (which torch imports): import from the repository root instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+import cv2
+import numpy as np
+import torch
+from PIL import Image
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from shared.blend import poisson_blend, poisson_blend_with_stats  # noqa: E402
-from shared.face_regions import region_mask  # noqa: E402
+from shared.blend import poisson_blend, poisson_blend_with_stats
+from shared.train.face_regions import region_mask
 
 PAIR = ("CelebAMask-HQ__0.jpg", "CelebAMask-HQ__1.jpg")
 

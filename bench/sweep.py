@@ -20,10 +20,10 @@ import torch
 from PIL import Image
 
 from bench.poisson import faces_dir
-from shared.bundle import toy_bundle
-from shared.edits import expand_variants, parse_edit
-from shared.imaging import to_tensor
-from shared.pipeline import EditPipeline
+from shared.core.edits import expand_variants, parse_edit
+from shared.editing.bundle import toy_bundle
+from shared.editing.imaging import to_tensor
+from shared.editing.pipeline import EditPipeline
 
 STEPS = (3, 7)
 

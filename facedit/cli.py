@@ -11,8 +11,8 @@ from rich.table import Table
 
 from facedit.console import cell, console, fail, fail_usage, say
 from facedit.run_cli import load_models, load_pipeline, parse_edits
-from shared.config import get_settings
-from shared.errors import FaceditError, InvalidEditRequest
+from shared.core.config import get_settings
+from shared.core.errors import FaceditError, InvalidEditRequest
 
 app = typer.Typer(
     help="Batch face-attribute editing without blending artifacts.",
@@ -46,7 +46,7 @@ def weights_list(
     as_json: bool = typer.Option(False, "--json", help="one JSON object per line"),
 ) -> None:
     """Every file facedit can use: role, format, found or missing, where it is published."""
-    from shared.weights import catalogue
+    from shared.editing.weights import catalogue
 
     settings = get_settings()
     if as_json:
@@ -77,7 +77,7 @@ def weights_check(
                                help="allow full unpickling (only for files you trust)"),
 ) -> None:
     """Say what each file is and whether it is usable (exit 1 if any is not)."""
-    from shared.weights import check_file
+    from shared.editing.weights import check_file
 
     bad = 0
     for path in paths:
@@ -95,7 +95,7 @@ def weights_import(
     trust: bool = typer.Option(False, "--trust"),
 ) -> None:
     """Check a file, copy it into FACEDIT_WEIGHTS_DIR and record its sha256."""
-    from shared.weights import import_file
+    from shared.editing.weights import import_file
 
     settings = get_settings()
     try:
@@ -233,7 +233,7 @@ def eval_command(
     if protocol == "blend":
         if network is None:
             fail_usage("--protocol blend needs --ckpt CKPT")
-        from shared.bundle import resolve_device
+        from shared.editing.bundle import resolve_device
 
         try:
             report = evaluate.evaluate_blend(data, network, device=resolve_device(device or "cpu"),
@@ -242,7 +242,7 @@ def eval_command(
         except ValueError as exc:
             fail_usage(str(exc))
     elif protocol == "paper":
-        from shared.pipeline import config_with
+        from shared.editing.pipeline import config_with
         from shared.train.pairs import list_images
 
         edits = parse_edits(edit)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from facedit.console import say
-from shared.imaging import encode_image
+from shared.editing.imaging import encode_image
 
 SYNTHETIC_SIZE = 512
 # (recipe, seed) per row: seeds picked once for a clearly visible seam with each mask shape
@@ -138,8 +138,8 @@ def synthetic_rows(portrait: Path, donor_photo: Path, folder: Path) -> list:
 
 
 def _aligned(path: Path) -> np.ndarray:
-    from shared.alignment import align_faces
-    from shared.imaging import decode_image
+    from shared.editing.faces import align_faces
+    from shared.editing.imaging import decode_image
 
     pixels = decode_image(path.read_bytes(), name=str(path)).pixels
     return align_faces(pixels, output_size=SYNTHETIC_SIZE)[0].pixels.astype(np.float32) / 255.0
@@ -152,6 +152,6 @@ def _tensor(image: np.ndarray):
 
 
 def _uint8(tensor) -> np.ndarray:
-    from shared.imaging import to_uint8
+    from shared.editing.imaging import to_uint8
 
     return to_uint8(tensor[0])

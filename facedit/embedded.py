@@ -1,7 +1,7 @@
 """The embedded runtime: SQLite job store, local storage, an in-process worker.
 
 ``facedit run`` creates a batch with one job per image in the SQL store and processes the
-jobs through :class:`shared.runner.JobRunner`, the same code the Celery task calls. Each
+jobs through :class:`shared.jobs.runner.JobRunner`, the same code the Celery task calls. Each
 finished job's results are then placed in OUT under names taken from the input
 (:mod:`facedit.outputs`) and logged in ``OUT/jobs.jsonl`` (:mod:`facedit.jobs_log`).
 
@@ -19,7 +19,7 @@ from typing import Any
 
 from facedit.jobs_log import LogRow, append_rows, read_rows, request_key
 from facedit.outputs import OutputNamer, place_file, write_new
-from shared.edits import EditSpec
+from shared.core.edits import EditSpec
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -96,7 +96,7 @@ def run_embedded(
     on_done: Callable[[RunRecord], None] | None = None,
 ) -> RunSummary:
     from shared.jobs import NewJob
-    from shared.runner import JobRunner
+    from shared.jobs.runner import JobRunner
 
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = read_rows(out_dir) if resume else []
@@ -156,7 +156,7 @@ def run_embedded(
 
 def _resolved_options(pipeline: Any, job_options: dict[str, Any]) -> dict[str, Any]:
     """The job options with the pipeline's defaults filled in and ``auto`` resolved."""
-    from shared.pipeline import PipelineConfig
+    from shared.editing.pipeline import PipelineConfig
 
     config = PipelineConfig.from_options(job_options.get("pipeline"))
     resolved = config.to_options()
@@ -211,7 +211,7 @@ def _log_row(job: Any, outcome: Any, key: str | None, storage: Any, out_dir: Pat
 def place_outputs(job: Any, storage: Any, out_dir: Path, namer: OutputNamer
                   ) -> tuple[list[dict[str, Any]], str | None]:
     """Link or copy a job's results (and intermediates, latent) to ``<stem>.<label>.<ext>``."""
-    from shared.latents import LATENT_SUFFIX
+    from shared.editing.latents import LATENT_SUFFIX
 
     planned: list[tuple[str, str]] = []  # (suffix, uri)
     for output in job.outputs:

@@ -16,9 +16,9 @@ import typer
 from rich.table import Table
 
 from facedit.console import cell, console, fail, fail_usage, note, say, warn
-from shared.config import get_settings
-from shared.edits import EditSpec, check_request, parse_edit
-from shared.errors import FaceditError, InvalidEditRequest
+from shared.core.config import get_settings
+from shared.core.edits import EditSpec, check_request, parse_edit
+from shared.core.errors import FaceditError, InvalidEditRequest
 
 SUPPRESSOR_HELP = (
     "auto (default: the trained MAResU-Net when maresunet_suppressor.pt is installed, else "
@@ -73,7 +73,7 @@ def pipeline_options(
 ) -> dict[str, Any]:
     """Only the flags the user set, so the pipeline's own defaults apply to the rest."""
     from facedit.options import pipeline_options as build
-    from shared.pipeline import PipelineConfig
+    from shared.editing.pipeline import PipelineConfig
 
     options = build(suppressor, activation, output_size, intermediates)
     try:
@@ -85,7 +85,7 @@ def pipeline_options(
 
 def job_options(pipeline: dict[str, Any], **values: Any) -> dict[str, Any]:
     """``{"pipeline": …, format, quality, align, …}``, checked (exit 2 when wrong)."""
-    from shared.job_options import JobOptions
+    from shared.core.contracts import JobOptions
 
     try:
         checked = JobOptions.from_options(values)
@@ -96,7 +96,7 @@ def job_options(pipeline: dict[str, Any], **values: Any) -> dict[str, Any]:
 
 def load_models(models: str | None, device: str | None) -> Any:
     """The model bundle (``--models``, default FACEDIT_MODELS), its notes printed."""
-    from shared.bundle import load_bundle
+    from shared.editing.bundle import load_bundle
 
     settings = get_settings()
     try:
@@ -111,8 +111,8 @@ def load_models(models: str | None, device: str | None) -> Any:
 
 def load_pipeline(models: str | None, device: str | None, edits: list[EditSpec],
                   options: dict[str, Any], batch_size: int | None = None) -> Any:
-    from shared.bundle import NETWORK_SUPPRESSORS
-    from shared.pipeline import EditPipeline, PipelineConfig
+    from shared.editing.bundle import NETWORK_SUPPRESSORS
+    from shared.editing.pipeline import EditPipeline, PipelineConfig
 
     settings = get_settings()
     bundle = load_models(models, device)
@@ -134,8 +134,8 @@ def load_pipeline(models: str | None, device: str | None, edits: list[EditSpec],
 
 def embedded_runtime(storage_url: str) -> tuple[Any, Any]:
     """The migrated job store and the storage an in-process run writes to."""
+    from shared.core.storage import open_storage
     from shared.jobs import JobStore
-    from shared.storage import open_storage
 
     settings = get_settings()
     store = JobStore(settings.database_url)
@@ -296,7 +296,7 @@ def _edit_to_file(image: Path, edits: list[EditSpec], output: Path, pipeline: An
                   opts: dict[str, Any]) -> None:
     """One photo to ``output`` (and ``output``'s siblings), keeping no other copies."""
     from facedit.embedded import run_embedded
-    from shared.latents import LATENT_SUFFIX
+    from shared.editing.latents import LATENT_SUFFIX
 
     settings = get_settings()
     with tempfile.TemporaryDirectory(prefix="facedit-edit-") as scratch:
@@ -333,7 +333,7 @@ def _edit_to_file(image: Path, edits: list[EditSpec], output: Path, pipeline: An
 def _check_latent_source(latent: Path, image: Path) -> None:
     """Warn when the latent was saved for other image bytes (the edit still runs)."""
     from facedit.embedded import file_sha256
-    from shared.latents import InvalidLatent, decode_latent
+    from shared.editing.latents import InvalidLatent, decode_latent
 
     try:
         stored = decode_latent(latent.read_bytes(), str(latent))
@@ -346,7 +346,7 @@ def _check_latent_source(latent: Path, image: Path) -> None:
 
 def attributes(models: str = MODELS_OPTION) -> None:
     """List the edits available with the current weights."""
-    from shared.bundle import load_bundle
+    from shared.editing.bundle import load_bundle
 
     settings = get_settings()
     bundle = load_bundle(models or settings.models, settings.weights_dir, "cpu")

@@ -55,7 +55,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _settings() -> Any:
-    from shared.config import get_settings
+    from shared.core.config import get_settings
 
     return get_settings()
 
@@ -100,7 +100,7 @@ def worker(
     """Run a Celery GPU worker on the facedit queue (models loaded once per process)."""
     if models:
         os.environ["FACEDIT_MODELS"] = models
-    from shared.config import get_settings
+    from shared.core.config import get_settings
 
     get_settings.cache_clear()
     from workers.celery_app import celery_app
@@ -195,9 +195,9 @@ def submit(
 ) -> None:
     """Upload a folder of images and submit them as one batch to a facedit API."""
     from facedit.embedded import IMAGE_SUFFIXES, collect_inputs
-    from shared.edits import check_request, parse_edit
-    from shared.errors import InvalidEditRequest
-    from shared.job_options import JobOptions
+    from shared.core.contracts import JobOptions
+    from shared.core.edits import check_request, parse_edit
+    from shared.core.errors import InvalidEditRequest
 
     if not edit:
         _fail("at least one --edit ATTRIBUTE=STRENGTH is required", 2)
@@ -302,7 +302,7 @@ def _fetch_results(job: dict[str, Any], target: Path, namer: Any
     import httpx
 
     from facedit.outputs import write_new
-    from shared.latents import LATENT_SUFFIX
+    from shared.editing.latents import LATENT_SUFFIX
 
     planned: list[tuple[str, str | None]] = []  # (suffix, presigned URL)
     results = job.get("results") or [{"label": None, "result": job["result"],
@@ -374,8 +374,8 @@ def keys_create(
     name: str = typer.Option(None, "--name", help="a label, e.g. the client's name"),
 ) -> None:
     """Create an API key. The key is printed once; only its hash is stored."""
+    from shared.core.webhooks import owner_secret
     from shared.jobs import ApiKeys
-    from shared.webhooks import owner_secret
 
     with _store() as store:
         try:

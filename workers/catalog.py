@@ -19,7 +19,7 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.null_pipeline import NullPipeline
+from shared.editing.null_pipeline import NullPipeline
 
 CATALOG_VERSION = 1
 
@@ -31,7 +31,7 @@ def catalog_key(queue: str) -> str:
 def describe(pipeline: Any, models: str) -> dict[str, Any]:
     """A JSON-ready description of ``pipeline``'s attributes and options."""
     from shared.blend import SUPPRESSOR_NAMES
-    from shared.pipeline import ACTIVATIONS, AUTO_SUPPRESSOR
+    from shared.editing.pipeline import ACTIVATIONS, AUTO_SUPPRESSOR
 
     common = {
         "version": CATALOG_VERSION,

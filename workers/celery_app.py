@@ -22,7 +22,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from shared.config import Settings, get_settings
+from shared.core.config import Settings, get_settings
 
 PROCESS_JOBS = "facedit.process_jobs"
 DELIVER_WEBHOOK = "facedit.deliver_webhook"

@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.config import Settings, get_settings
-from shared.errors import ModelUnavailable
+from shared.core.config import Settings, get_settings
+from shared.core.errors import ModelUnavailable
+from shared.core.storage import Storage, storage_from_settings
 from shared.jobs import JobRecord, JobStore
-from shared.storage import Storage, storage_from_settings
-from shared.webhooks import WebhookDeliveries
+from shared.jobs.deliveries import WebhookDeliveries
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,14 @@ CATALOG_REFRESH_S = 60.0
 def build_pipeline(models: str, weights_dir: Any, device: str, max_items: int | None = None
                    ) -> Any:
     """The pipeline a worker runs: the null pipeline for ``null``, else an EditPipeline
-    with the bundle ``shared.bundle.load_bundle`` builds (``toy``, ``auto`` or a folder).
+    with the bundle ``shared.editing.bundle.load_bundle`` builds (``toy``, ``auto`` or a folder).
     ``max_items``: how many (image, sweep step) items go through the generator at once."""
     if models == NULL_MODELS:
-        from shared.null_pipeline import NullPipeline
+        from shared.editing.null_pipeline import NullPipeline
 
         return NullPipeline()
-    from shared.bundle import load_bundle
-    from shared.pipeline import EditPipeline
+    from shared.editing.bundle import load_bundle
+    from shared.editing.pipeline import EditPipeline
 
     bundle = load_bundle(models, weights_dir, device)
     for note in bundle.notes:
@@ -79,7 +79,7 @@ class WorkerRuntime:
 
     @property
     def runner(self) -> Any:
-        from shared.runner import JobRunner
+        from shared.jobs.runner import JobRunner
 
         s = self.settings
         return JobRunner(

@@ -36,7 +36,7 @@ def _close_runtime(**_: Any) -> None:
 @worker_ready.connect
 def _start_sweeper(sender: Any = None, **_: Any) -> None:
     global _sweeper
-    from shared.config import get_settings
+    from shared.core.config import get_settings
     from workers.celery_app import celery_app
     from workers.sweep import Sweeper
 

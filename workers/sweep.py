@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from shared.config import Settings
+from shared.core.config import Settings
 from shared.jobs import Job, JobStatus, JobStore
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def queued_jobs(store: JobStore) -> int:
 
 def sweep_once(store: JobStore, redis_client: Any, app: Any, settings: Settings) -> dict[str, int]:
     """One sweep (without the lock): what it requeued, failed and sent."""
-    from shared.webhooks import WebhookDeliveries
+    from shared.jobs.deliveries import WebhookDeliveries
     from workers.celery_app import DELIVER_WEBHOOK, PROCESS_JOBS
 
     requeued, failed = store.requeue_expired()

@@ -8,8 +8,8 @@ from typing import Any
 import redis.exceptions
 import sqlalchemy.exc
 
-from shared.errors import StorageUnavailable
-from shared.webhooks import backoff_seconds, owner_secret, parse_allow_hosts, post
+from shared.core.errors import StorageUnavailable
+from shared.core.webhooks import backoff_seconds, owner_secret, parse_allow_hosts, post
 from workers.celery_app import DELIVER_WEBHOOK, PROCESS_JOBS, celery_app
 from workers.runtime import WorkerRuntime, get_runtime, heartbeat
 

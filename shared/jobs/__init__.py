@@ -4,7 +4,6 @@ Light to import (SQLAlchemy only; no torch, cv2, Celery or FastAPI).
 """
 
 from shared.jobs.api_keys import ApiKeyRecord, ApiKeys
-from shared.jobs.models import TERMINAL_STATUSES, ApiKey, Batch, Job, JobStatus, WebhookDelivery
 from shared.jobs.store import (
     WORKER_LOST,
     BatchRecord,
@@ -13,6 +12,7 @@ from shared.jobs.store import (
     NewJob,
     check_edits,
 )
+from shared.jobs.tables import TERMINAL_STATUSES, ApiKey, Batch, Job, JobStatus, WebhookDelivery
 
 __all__ = [
     "TERMINAL_STATUSES",

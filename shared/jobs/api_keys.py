@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import insert, or_, select, update
 
-from shared.jobs.models import ApiKey
 from shared.jobs.store import JobStore
+from shared.jobs.tables import ApiKey
 
 KEY_PREFIX = "fdk_"
 _KEY_RE = re.compile(r"fdk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")

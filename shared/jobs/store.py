@@ -40,8 +40,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from shared.errors import IdempotencyConflict, InvalidEditRequest
-from shared.jobs.models import TERMINAL_STATUSES, Batch, Job, JobStatus
+from shared.core.errors import IdempotencyConflict, InvalidEditRequest
+from shared.jobs.tables import TERMINAL_STATUSES, Batch, Job, JobStatus
 
 if TYPE_CHECKING:
     from alembic.config import Config

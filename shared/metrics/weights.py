@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from shared.errors import FaceditError
+from shared.core.errors import FaceditError
 
 
 @dataclass(frozen=True)

@@ -146,15 +146,16 @@ def evaluate_paper(
 ) -> Report:
     """The paper's table for ``images`` edited with ``edits`` (a list of EditSpec).
 
-    ``pipeline``: an :class:`~shared.pipeline.EditPipeline` (its config's output size is used).
+    ``pipeline``: an :class:`~shared.editing.pipeline.EditPipeline` (its config's output size
+    is used).
     A suppressor that cannot run (missing weights, unknown name) gets an ``n/a`` column and
     a note saying why.
     """
     from shared.blend import SUPPRESSOR_NAMES
-    from shared.errors import FaceditError
-    from shared.imaging import decode_image, to_tensor
+    from shared.core.errors import FaceditError
+    from shared.editing.imaging import decode_image, to_tensor
+    from shared.editing.pipeline import config_with, keep_outside, resize
     from shared.metrics import MetricSuite
-    from shared.pipeline import config_with, keep_outside, resize
 
     if not images:
         raise ValueError("images: no images to evaluate")

@@ -10,11 +10,11 @@ its parameters, seed.
 Two sources of edits:
 
 ``gan`` (the paper's way; official weights, or the ``toy`` preset for tests)
-    The pipeline's own stages: :func:`~shared.pipeline.invert` the face, apply a random
-    attribute at a random strength within its range (:func:`~shared.pipeline.edit_latents`),
-    :func:`~shared.pipeline.generate`, the differential-activation mask
-    (:func:`~shared.pipeline.activation_mask`, ``feature_diff``) refined to the output size
-    with the default threshold (:func:`~shared.pipeline.refine_mask`).
+    The pipeline's own stages: :func:`~shared.editing.pipeline.invert` the face, apply a random
+    attribute at a random strength within its range (:func:`~shared.editing.pipeline.edit_latents`),
+    :func:`~shared.editing.pipeline.generate`, the differential-activation mask
+    (:func:`~shared.editing.pipeline.activation_mask`, ``feature_diff``) refined to the output size
+    with the default threshold (:func:`~shared.editing.pipeline.refine_mask`).
 
 ``synthetic`` (no GAN weights: realistic local edits of real aligned photos)
     A GAN re-renders the *whole* face — colours, illumination and texture drift everywhere —
@@ -32,7 +32,7 @@ Two sources of edits:
        ~4 % of the side plus a radial scaling ×U(0.85, 1.2), Gaussian falloff around the part);
        ``swap`` — the part taken from another aligned face of the folder (its colours and
        illumination differ from this face's: the strongest mismatch).
-    3. The mask: :func:`shared.face_regions.activation_mask` around that part (an irregular,
+    3. The mask: :func:`shared.train.face_regions.activation_mask` around that part (an irregular,
        blobby soft map like a Diff-CAM), with values below a random cut U(0.05, 0.3) set to 0 as
        the pipeline's ``mask_threshold`` does — the step at that cut is the hard seam that
        naive compositing leaves.
@@ -88,14 +88,14 @@ def list_images(folder: Path) -> list[Path]:
 def load_face(path: Path, size: int, align: bool = False) -> np.ndarray:
     """An image as float32 (size, size, 3) in [0, 1].
 
-    ``align``: FFHQ-align the largest face with dlib (:mod:`shared.alignment`); otherwise an
+    ``align``: FFHQ-align the largest face with dlib (:mod:`shared.editing.faces`); otherwise an
     image that is not square is centre-cropped to a square. Then an area resize to ``size``.
     """
-    from shared.imaging import decode_image
+    from shared.editing.imaging import decode_image
 
     pixels = decode_image(Path(path).read_bytes(), min_side=16, name=str(path)).pixels
     if align:
-        from shared.alignment import align_face
+        from shared.editing.faces import align_face
 
         pixels = align_face(pixels, output_size=size, transform_size=max(size, 512)).pixels
     else:
@@ -141,7 +141,7 @@ def appearance_drift(image: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
 
 def _region_centre(region: str) -> tuple[float, float, float]:
     """Centre (x, y) and a radius of a region, in image units."""
-    from shared.face_regions import REGIONS
+    from shared.train.face_regions import REGIONS
 
     ellipses = REGIONS[region]
     xs = [e.cx for e in ellipses]
@@ -176,7 +176,7 @@ def synthetic_pair(
     recipe: str | None = None,
 ) -> Pair:
     """One synthetic edit of an aligned face (see the module docstring for the recipe)."""
-    from shared.face_regions import activation_mask
+    from shared.train.face_regions import activation_mask
 
     size = original.shape[0]
     recipes = RECIPES if donor is not None else RECIPES[:2]
@@ -245,8 +245,8 @@ def _gan_pairs(
     faces: Sequence[np.ndarray], seeds: Sequence[Sequence[int]], size: int, bundle: Any
 ) -> list[Pair]:
     """Pairs from the pipeline's stages (invert → edit → generate → activation mask)."""
-    from shared.edits import EditSpec
-    from shared.pipeline import (
+    from shared.core.edits import EditSpec
+    from shared.editing.pipeline import (
         PipelineConfig,
         activation_mask,
         edit_latents,
@@ -302,7 +302,7 @@ def write_pairs(
 ) -> list[dict[str, Any]]:
     """Write pairs for the images of ``src_dir`` into ``out_dir``; returns the manifest rows.
 
-    ``source="gan"`` needs ``bundle`` (a :class:`shared.bundle.ModelBundle`).
+    ``source="gan"`` needs ``bundle`` (a :class:`shared.editing.bundle.ModelBundle`).
     Faces that cannot be read or aligned are skipped and listed with ``"skipped"`` rows.
     """
     if source not in SOURCES:

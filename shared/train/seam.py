@@ -51,7 +51,7 @@ def boundary_band(mask: Tensor, width: int | None = None) -> Tensor:
 
 
 def _lowpass_difference(result: Tensor, original: Tensor, sigma: float) -> Tensor:
-    from shared.pipeline import gaussian_blur
+    from shared.editing.pipeline import gaussian_blur
 
     if result.shape != original.shape:
         raise ValueError(

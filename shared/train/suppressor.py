@@ -358,7 +358,7 @@ def train_suppressor(
 
     ``stop_at``: stop after this step (a deliberate interruption; continue with ``resume``).
     """
-    from shared.bundle import resolve_device
+    from shared.editing.bundle import resolve_device
     from shared.models.maresunet import (
         MAResUNet,
         maresunet_checkpoint,

@@ -26,7 +26,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEDIT_DATA_DIR", str(data_dir))
     monkeypatch.delenv("FACEDIT_DATABASE_URL", raising=False)
     monkeypatch.delenv("FACEDIT_STORAGE_URL", raising=False)
-    from shared.config import get_settings
+    from shared.core.config import get_settings
 
     get_settings.cache_clear()
     yield data_dir

@@ -24,7 +24,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.delenv("FACEDIT_DATABASE_URL", raising=False)
     monkeypatch.delenv("FACEDIT_STORAGE_URL", raising=False)
     monkeypatch.setenv("COLUMNS", "200")
-    from shared.config import get_settings
+    from shared.core.config import get_settings
 
     get_settings.cache_clear()
     yield tmp_path / "data"
@@ -45,7 +45,7 @@ def inputs(tmp_path, dev_faces) -> Path:
 @pytest.fixture()
 def inversions(monkeypatch) -> list[int]:
     """Counts the images the encoder inverts (pipeline.invert's batch sizes)."""
-    import shared.pipeline as pipeline
+    import shared.editing.pipeline as pipeline
 
     calls: list[int] = []
     original = pipeline.invert

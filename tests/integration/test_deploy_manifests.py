@@ -91,8 +91,8 @@ WORKER_ONLY_PACKAGES = {
 
 
 def _settings_variables() -> set[str]:
-    """``FACEDIT_*`` names shared.config.Settings reads, plus the AWS SDK's own variables."""
-    from shared.config import Settings
+    """``FACEDIT_*`` names shared.core.config.Settings reads, plus the AWS SDK's own variables."""
+    from shared.core.config import Settings
 
     prefix = Settings.model_config.get("env_prefix", "")
     names = {f"{prefix}{field}".upper() for field in Settings.model_fields}
@@ -252,7 +252,7 @@ def test_facedit_processes_share_one_configuration(compose: dict[str, Any]) -> N
         environment = services[name]["environment"]
         assert REQUIRED_SETTINGS <= set(environment), name
         unknown = {k for k in environment if k.startswith("FACEDIT_")} - known
-        assert not unknown, f"{name}: no setting reads {sorted(unknown)} (shared/config.py)"
+        assert not unknown, f"{name}: no setting reads {sorted(unknown)} (shared/core/config.py)"
         for key in REQUIRED_SETTINGS:
             assert environment[key] == reference[key], (name, key)
     assert services["worker"]["environment"]["FACEDIT_DEVICE"] == "cuda"
@@ -524,7 +524,7 @@ def test_pods_read_existing_settings_and_run_as_non_root(manifests: list[Manifes
     secret = _one(manifests, "Secret", "facedit-secrets")["stringData"]
     known = _settings_variables()
     unknown = {k for k in [*config, *secret] if k.startswith("FACEDIT_")} - known
-    assert not unknown, f"no setting reads {sorted(unknown)} (shared/config.py)"
+    assert not unknown, f"no setting reads {sorted(unknown)} (shared/core/config.py)"
     assert REQUIRED_SETTINGS <= set(config) | set(secret)
     workloads = [m for m in manifests if m.kind in {"Deployment", "Job"}]
     assert len(workloads) >= 3

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from shared.errors import IdempotencyConflict, InvalidEditRequest
+from shared.core.errors import IdempotencyConflict, InvalidEditRequest
 from shared.jobs import (
     TERMINAL_STATUSES,
     WORKER_LOST,

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from shared.jobs import JobStore, NewJob
-from shared.jobs.models import Base
+from shared.jobs.tables import Base
 from tests.fixtures.services import PostgresServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from shared.errors import InputNotFound, InvalidStorageKey, StorageError, StorageUnavailable
-from shared.storage import (
+from shared.core.errors import InputNotFound, InvalidStorageKey, StorageError, StorageUnavailable
+from shared.core.storage import (
     LocalStorage,
     S3Storage,
     Storage,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from shared.jobs.models import Base
+from shared.jobs.tables import Base
 
 
 def run_on(connection: Connection) -> None:
@@ -29,7 +29,7 @@ def run_online() -> None:
         run_on(connection)
         return
 
-    from shared.config import get_settings
+    from shared.core.config import get_settings
     from shared.jobs.store import JobStore
 
     store = JobStore(get_settings().database_url)

@@ -28,9 +28,9 @@ import httpx
 import pytest
 import redis
 
-from shared.config import Settings
+from shared.core.config import Settings
+from shared.core.storage import S3Storage
 from shared.jobs import ApiKeys, JobRecord, JobStore
-from shared.storage import S3Storage
 from tests.fixtures.services import PostgresServer, S3Server, free_ports
 
 REPO = Path(__file__).resolve().parents[3]

@@ -173,7 +173,7 @@ def test_sweep_job_stores_each_step_the_latent_and_the_suppressor(
     stack: Stack, small_faces: list[Path]
 ) -> None:
     """A sweep is one job with one result per step; auto runs Poisson with the toy models."""
-    from shared.latents import decode_latent
+    from shared.editing.latents import decode_latent
 
     with stack.client() as client:
         key = stack.upload(client, small_faces[1].read_bytes(), small_faces[1].name)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from api.schemas import PipelineOptions
-from shared.webhooks import WebhookUrlError, check_callback_url, owner_secret, sign, verify
+from shared.core.webhooks import WebhookUrlError, check_callback_url, owner_secret, sign, verify
 from workers.celery_app import (
     DELIVER_WEBHOOK,
     JOB_TIME_LIMIT_S,
@@ -42,7 +42,7 @@ def test_celery_settings_keep_jobs_safe() -> None:
 
 
 def test_api_pipeline_options_mirror_the_pipeline_config() -> None:
-    from shared.pipeline import PipelineConfig
+    from shared.editing.pipeline import PipelineConfig
 
     fields = {f.name: f.default for f in dataclasses.fields(PipelineConfig)}
     assert PipelineOptions().model_dump() == fields
@@ -93,10 +93,10 @@ def test_null_pipeline_runs_jobs_through_the_job_runner(
     import numpy as np
     from PIL import Image
 
+    from shared.core.storage import LocalStorage
+    from shared.editing.null_pipeline import NullPipeline
     from shared.jobs import JobStatus, JobStore, NewJob
-    from shared.null_pipeline import NullPipeline
-    from shared.runner import JobRunner
-    from shared.storage import LocalStorage
+    from shared.jobs.runner import JobRunner
 
     store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
     store.migrate()

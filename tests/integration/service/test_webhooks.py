@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.webhooks import (
+from shared.core.webhooks import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,
-    WebhookDeliveries,
     owner_secret,
     verify,
 )
+from shared.jobs.deliveries import WebhookDeliveries
 from tests.integration.service.conftest import WEBHOOK_SECRET, Stack
 
 
@@ -129,7 +129,7 @@ def test_sweep_resends_a_delivery_whose_message_was_lost(
     from sqlalchemy import update
 
     from shared.jobs import NewJob
-    from shared.webhooks import deliveries_table
+    from shared.jobs.deliveries import deliveries_table
 
     receiver.answers[:] = [204]
     uri = stack.storage.uri("inputs/lost/message.png")

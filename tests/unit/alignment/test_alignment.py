@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared import alignment
-from shared.alignment import (
+from shared.core.errors import ModelUnavailable, NoFaceFound
+from shared.editing import faces as alignment
+from shared.editing.faces import (
     DETECTORS,
     EXTRA_HINT,
     AlignmentUnavailable,
@@ -27,7 +28,6 @@ from shared.alignment import (
     looks_aligned,
     paste_back,
 )
-from shared.errors import ModelUnavailable, NoFaceFound
 
 # Unaligned photos with one clear face, of modest size to keep dlib fast.
 PHOTOS = [

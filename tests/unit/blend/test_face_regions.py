@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.face_regions import (
+from shared.train.face_regions import (
     CANONICAL_LANDMARKS,
     REGION_NAMES,
     REGIONS,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from shared.blend import poisson_blend, poisson_blend_with_stats
-from shared.face_regions import activation_mask, region_mask
+from shared.train.face_regions import activation_mask, region_mask
 from tests.unit.blend.helpers import perez_reference
 
 # Every test runs with the compiled (CPU) and the tensor (CUDA, no-numba) implementation.

@@ -8,7 +8,7 @@ import torch
 
 import shared.blend.poisson as poisson
 from shared.blend import poisson_blend
-from shared.face_regions import region_mask
+from shared.train.face_regions import region_mask
 
 
 def _mask(size: int, region: str) -> torch.Tensor:

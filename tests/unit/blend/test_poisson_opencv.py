@@ -11,7 +11,7 @@ import torch
 
 from shared.blend import poisson_blend
 from shared.blend.poisson_opencv import dst1, solve_dirichlet_box
-from shared.face_regions import region_mask
+from shared.train.face_regions import region_mask
 from tests.unit.blend.helpers import cv2_seamless_clone, quantise_like_cv2
 
 # Every test runs with the compiled (CPU) and the tensor (CUDA, no-numba) implementation.

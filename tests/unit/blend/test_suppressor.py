@@ -14,7 +14,7 @@ from shared.blend import (
     naive_blend,
     poisson_blend,
 )
-from shared.face_regions import activation_mask
+from shared.train.face_regions import activation_mask
 
 
 class _ConstantResidual(nn.Module):

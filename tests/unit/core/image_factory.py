@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 
-from shared.imaging import encode_image
+from shared.editing.imaging import encode_image
 
 
 def png_bytes(width: int = 96, height: int = 96, seed: int = 0) -> bytes:

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from shared.edits import (
+from shared.core.edits import (
     MAX_STRENGTH,
     EditSpec,
     check_request,
@@ -12,7 +12,7 @@ from shared.edits import (
     parse_edit,
     variant_label,
 )
-from shared.errors import InvalidEditRequest
+from shared.core.errors import InvalidEditRequest
 
 
 def test_parse_forms():

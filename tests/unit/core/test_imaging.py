@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared.errors import ImageTooLarge, ImageTooSmall, InvalidImage
-from shared.imaging import decode_image, encode_image, to_tensor, to_uint8
+from shared.core.errors import ImageTooLarge, ImageTooSmall, InvalidImage
+from shared.editing.imaging import decode_image, encode_image, to_tensor, to_uint8
 from tests.unit.core.image_factory import jpeg_bytes, png_bytes, png_header_only
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import InvalidEditRequest
-from shared.job_options import JobOptions
+from shared.core.contracts import JobOptions
+from shared.core.errors import InvalidEditRequest
 
 
 def test_defaults_and_round_trip():

@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-from shared.latents import InvalidLatent, check_latent, decode_latent, encode_latent
+from shared.editing.latents import InvalidLatent, check_latent, decode_latent, encode_latent
 
 
 def test_round_trip_keeps_the_codes_exactly():

@@ -4,7 +4,7 @@ import torch
 from typer.testing import CliRunner
 
 from facedit.cli import app
-from shared.weights import check_file, import_file, sha256_file
+from shared.editing.weights import check_file, import_file, sha256_file
 from tests.unit.core.checkpoints import small_generator, write_weights_dir
 
 
@@ -66,7 +66,7 @@ def test_import_copies_and_records_sha256(tmp_path):
 def test_weights_cli(tmp_path, monkeypatch):
     folder = write_weights_dir(tmp_path / "w")
     monkeypatch.setenv("FACEDIT_WEIGHTS_DIR", str(folder))
-    from shared.config import get_settings
+    from shared.core.config import get_settings
 
     get_settings.cache_clear()
     try:

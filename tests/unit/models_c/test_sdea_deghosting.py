@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from shared.blend.suppressor import SUPPRESSOR_NAMES, SdeaSuppressor, build_suppressor
-from shared.bundle import load_bundle
-from shared.edits import parse_edit
-from shared.errors import ModelUnavailable
+from shared.core.edits import parse_edit
+from shared.core.errors import ModelUnavailable
+from shared.editing.bundle import load_bundle
+from shared.editing.pipeline import EditPipeline, PipelineConfig
 from shared.models import stylegan2 as sg2
 from shared.models.sdea_deghosting import (
     Deghosting,
@@ -18,7 +19,6 @@ from shared.models.sdea_deghosting import (
     load_deghosting,
     mmgen_generator_state_dict,
 )
-from shared.pipeline import EditPipeline, PipelineConfig
 from tests.model_layouts import official_keys
 from tests.unit.core.checkpoints import write_weights_dir
 

@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from shared.bundle import load_bundle, toy_bundle
-from shared.edits import parse_edit
-from shared.errors import InvalidEditRequest, ModelUnavailable
-from shared.imaging import to_tensor
-from shared.pipeline import (
+from shared.core.edits import parse_edit
+from shared.core.errors import InvalidEditRequest, ModelUnavailable
+from shared.editing.bundle import load_bundle, toy_bundle
+from shared.editing.imaging import to_tensor
+from shared.editing.pipeline import (
     EditPipeline,
     PipelineConfig,
     edit_latents,
@@ -179,7 +179,7 @@ SWEEP = [parse_edit("smile=-3:3:4"), parse_edit("age=-1")]
 
 
 def test_variants_invert_each_image_once_and_match_single_edits(counting, faces):
-    from shared.edits import expand_variants
+    from shared.core.edits import expand_variants
 
     pipeline = EditPipeline(counting, PipelineConfig(suppressor="naive"), max_items=3)
     variants = [expand_variants(SWEEP), [EDITS[1][0:1]]]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from shared.bundle import toy_bundle
+from shared.editing.bundle import toy_bundle
 from shared.train.pairs import FILES, read_manifest, read_png, synthetic_pair, write_pairs
 from shared.train.seam import colour_mismatch, seam_score
 

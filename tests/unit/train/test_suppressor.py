@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from facedit.cli import app
 from shared.blend.suppressor import MAResUNetSuppressor
+from shared.editing.weights import check_file
 from shared.metrics import ssim
 from shared.models.maresunet import load_maresunet, residual_refine
 from shared.train.pairs import read_manifest
@@ -30,7 +31,6 @@ from shared.train.suppressor import (
     suppressor_loss,
     train_suppressor,
 )
-from shared.weights import check_file
 
 
 def _config(pairs: Path, out: Path, **changes) -> TrainConfig:

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from shared.edits import EditSpec
-from shared.errors import InvalidEditRequest, ModelUnavailable
+from shared.core.edits import EditSpec
+from shared.core.errors import InvalidEditRequest, ModelUnavailable
 
 if TYPE_CHECKING:
-    from shared.bundle import ModelBundle
+    from shared.editing.bundle import ModelBundle
 
 ACTIVATIONS = ("feature_diff", "diffcam")
 AUTO_SUPPRESSOR = "auto"  # the trained MAResU-Net when installed, else exact Poisson
@@ -273,7 +273,7 @@ class EditPipeline:
     def suppressor(self, name: str):
         if name not in self._suppressors:
             from shared.blend import build_suppressor
-            from shared.bundle import NETWORK_SUPPRESSORS
+            from shared.editing.bundle import NETWORK_SUPPRESSORS
 
             network = self.bundle.suppressor_network(name)
             if name in NETWORK_SUPPRESSORS and network is None:

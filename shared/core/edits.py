@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from shared.errors import InvalidEditRequest
+from shared.core.errors import InvalidEditRequest
 
 MAX_STRENGTH = 100.0
 MIN_SWEEP_STEPS = 2

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from shared.errors import InvalidEditRequest, ModelUnavailable
+from shared.core.errors import InvalidEditRequest, ModelUnavailable
 
 TOY_SEED = 1234
 NETWORK_SUPPRESSORS = {"maresunet": "maresunet_suppressor.pt", "sdea": "deghosting.pt"}
@@ -70,7 +70,7 @@ class ModelBundle:
     def available_suppressors(self) -> list[str]:
         """``auto`` first, then every suppressor these models can run."""
         from shared.blend import SUPPRESSOR_NAMES
-        from shared.pipeline import AUTO_SUPPRESSOR
+        from shared.editing.pipeline import AUTO_SUPPRESSOR
 
         return [AUTO_SUPPRESSOR] + [
             n for n in SUPPRESSOR_NAMES
@@ -233,7 +233,7 @@ def load_bundle(
     ``inversion``: ``e4e`` or ``psp`` (SDEA inverts with pSp); default ``FACEDIT_INVERSION``.
     """
     if inversion is None:
-        from shared.config import get_settings
+        from shared.core.config import get_settings
 
         inversion = get_settings().inversion
     if inversion not in INVERSIONS:

@@ -109,7 +109,7 @@ def catalogue(weights_dir: Path) -> list[tuple[WeightFile, Path | None]]:
 
 
 def _dlib_predictor_path() -> Path | None:
-    from shared.alignment import predictor_path
+    from shared.editing.faces import predictor_path
 
     path = predictor_path()
     return path if isinstance(path, Path) else None

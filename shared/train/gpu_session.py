@@ -7,7 +7,7 @@ budget, trains, and evaluates the result on held-out pairs, printing the blend t
 and report under ``--out``. It imports only the training modules (torch, numpy, scipy,
 OpenCV, Pillow, numba), so it runs on a machine that has no facedit service dependencies.
 
-    python -m bench.train_suppressor --faces FACES/dev --eval-pairs PHOTO_PAIRS --out OUT \\
+    python -m shared.train.gpu_session --faces FACES/dev --eval-pairs PHOTO_PAIRS --out OUT \\
         --budget-s 480 [--size 256] [--base-width 64] [--batch 16] [--device cuda]
 
 Held-out evaluation pairs come from ``facedit data blend-pairs FACES/photos DIR --source
@@ -19,21 +19,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
-# bench/queue.py would shadow the standard library's queue when run as a script.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+import torch
 
-import torch  # noqa: E402
-
-from shared.models.maresunet import load_maresunet  # noqa: E402
-from shared.train.evaluate import evaluate_blend  # noqa: E402
-from shared.train.pairs import write_pairs  # noqa: E402
-from shared.train.suppressor import TrainConfig, train_suppressor  # noqa: E402
+from shared.models.maresunet import load_maresunet
+from shared.train.evaluate import evaluate_blend
+from shared.train.pairs import write_pairs
+from shared.train.suppressor import TrainConfig, train_suppressor
 
 PROBE_STEPS = 20
 EVAL_RESERVE_S = 60.0  # kept back from the budget for the evaluation

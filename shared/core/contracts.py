@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shared.errors import InvalidEditRequest
+from shared.core.errors import InvalidEditRequest
 
 OUTPUT_FORMATS = ("png", "jpg", "webp")
 ALIGN_MODES = ("auto", "always", "never")

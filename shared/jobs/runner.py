@@ -6,7 +6,7 @@ change is a conditional UPDATE in the job store, so a job that was cancelled, or
 by someone else, is never overwritten here.
 
 A job is one input with one edit request. A request with a strength sweep stands for several
-variants (:func:`shared.edits.expand_variants`); each is stored as its own result, and the
+variants (:func:`shared.core.edits.expand_variants`); each is stored as its own result, and the
 input is inverted once for all of them. With alignment, each face of the photo is one
 pipeline image and each variant is pasted back into the whole photo.
 """
@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from shared.edits import EditSpec, expand_variants, variant_label
-from shared.errors import (
+from shared.core.contracts import JobOptions
+from shared.core.edits import EditSpec, expand_variants, variant_label
+from shared.core.errors import (
     FaceditError,
     ImageTooLarge,
     InputNotFound,
     JobCancelled,
 )
-from shared.face_stage import assemble, prepare_faces
-from shared.imaging import decode_image, encode_image, to_tensor, to_uint8
-from shared.job_options import JobOptions
+from shared.editing.faces import assemble, prepare_faces
+from shared.editing.imaging import decode_image, encode_image, to_tensor, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +56,14 @@ class _Work:
     variants: list[tuple[EditSpec, ...]] = field(default_factory=list)
     options: JobOptions = field(default_factory=JobOptions)
     pixels: object = None  # np.ndarray
-    faces: object = None  # shared.face_stage.FaceInputs
+    faces: object = None  # shared.editing.faces.FaceInputs
     latent: object = None  # torch.Tensor (faces, L, D) from a stored latent file, or None
     sha256: str | None = None
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
 
 class JobRunner:
-    """Runs jobs through an :class:`~shared.pipeline.EditPipeline` with one model bundle."""
+    """Runs jobs through an :class:`~shared.editing.pipeline.EditPipeline` with one model bundle."""
 
     def __init__(
         self,
@@ -152,11 +152,11 @@ class JobRunner:
         self._progress([job.id], 0.1, "align")
 
     def _read_latent(self, work: _Work):
-        from shared.latents import check_latent, decode_latent
+        from shared.editing.latents import check_latent, decode_latent
 
         bundle = self.pipeline.bundle
         if not hasattr(bundle, "style_dim"):
-            from shared.errors import ModelUnavailable
+            from shared.core.errors import ModelUnavailable
 
             raise ModelUnavailable("latent: these models (null pipeline) have no W+ space")
         name = work.options.latent
@@ -165,7 +165,7 @@ class JobRunner:
         return stored.w
 
     def _output_size(self, job) -> int:
-        from shared.pipeline import PipelineConfig
+        from shared.editing.pipeline import PipelineConfig
 
         config = PipelineConfig.from_options(job.options.get("pipeline"))
         return int(config.output_size or self.pipeline.bundle.output_size)
@@ -189,7 +189,7 @@ class JobRunner:
     def _run_group(self, group: list[_Work]) -> list[JobOutcome]:
         import torch
 
-        from shared.pipeline import PipelineConfig, resize
+        from shared.editing.pipeline import PipelineConfig, resize
 
         try:
             config = PipelineConfig.from_options(group[0].job.options.get("pipeline"))
@@ -250,7 +250,7 @@ class JobRunner:
 
     def _store_variant(self, work: _Work, k: int, items: list[int], output) -> dict:
         """Paste, encode and store variant ``k``; its items are one per face."""
-        from shared.storage import output_key
+        from shared.core.storage import output_key
 
         job, options = work.job, work.options
         count = len(work.variants)
@@ -279,8 +279,8 @@ class JobRunner:
     def _store_latent(self, work: _Work, first_image: int, output) -> str | None:
         if not work.options.save_latents or getattr(output, "latents", None) is None:
             return None
-        from shared.latents import encode_latent
-        from shared.storage import output_key
+        from shared.core.storage import output_key
+        from shared.editing.latents import encode_latent
 
         faces = len(work.faces.images)
         codes = output.latents[first_image : first_image + faces]

@@ -1,4 +1,10 @@
-"""FFHQ face alignment from dlib's 68 landmarks, and paste-back of an edited aligned crop.
+"""Faces: detection, FFHQ alignment from dlib's 68 landmarks, paste-back of edited crops.
+
+The job stage around the pipeline (:func:`prepare_faces`, :func:`assemble`): with
+``align=never`` the input goes to the pipeline as it is; ``auto`` takes it as an aligned crop
+only when its landmarks say so, else aligns it; ``always`` aligns; ``all_faces`` edits every
+face found instead of the largest. Aligned jobs get their whole photo back: each edited crop
+is warped back into the original with a feathered seam, limited to the edited region.
 
 Alignment follows NVlabs/ffhq-dataset ``recreate_aligned_images`` (shrink, crop with a
 border, reflect-pad + blur + median blend where the quad leaves the photo, quad → square
@@ -39,7 +45,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from shared.errors import ModelUnavailable, NoFaceFound
+from shared.core.contracts import JobOptions
+from shared.core.errors import ModelUnavailable, NoFaceFound
 
 EXTRA_HINT = (
     "broken install: face alignment needs dlib and its models, which facedit installs by "
@@ -596,3 +603,43 @@ def paste_back(
     blended = original + (warped.astype(np.float32) - original) * weight
     result[y0:y1, x0:x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return result
+
+
+# --------------------------------------------------------------------------- the job stage
+
+
+@dataclass
+class FaceInputs:
+    """What one job feeds the pipeline: the whole image, or one aligned crop per face."""
+
+    photo: np.ndarray
+    images: list[np.ndarray]
+    crops: list | None = None  # list[shared.editing.faces.FaceCrop] when aligned
+
+
+def prepare_faces(pixels: np.ndarray, options: JobOptions, crop_size: int) -> FaceInputs:
+    """The pipeline's input images for a job: the photo itself, or its aligned faces.
+
+    ``auto`` takes an input as aligned only on evidence (its landmarks match the FFHQ crop);
+    without dlib it fails (``model_unavailable``) rather than guess.
+    """
+    if options.align == "never":
+        return FaceInputs(pixels, [pixels])
+    if options.align == "auto" and looks_aligned(pixels):
+        return FaceInputs(pixels, [pixels])
+    crops = align_faces(
+        pixels, all_faces=options.all_faces, output_size=crop_size, detector=options.detector
+    )
+    return FaceInputs(pixels, [crop.pixels for crop in crops], crops)
+
+
+def assemble(
+    faces: FaceInputs, results: list[np.ndarray], masks: list[np.ndarray], feather: float = 0.05
+) -> np.ndarray:
+    """The job's final image: the pipeline result, or the photo with every face pasted back."""
+    if faces.crops is None:
+        return results[0]
+    photo = faces.photo
+    for crop, result, mask in zip(faces.crops, results, masks, strict=True):
+        photo = paste_back(photo, crop, result, feather=feather, mask=mask)
+    return photo

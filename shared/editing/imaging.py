@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from shared.errors import ImageTooLarge, ImageTooSmall, InvalidImage
+from shared.core.errors import ImageTooLarge, ImageTooSmall, InvalidImage
 
 ENCODINGS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 
@@ -35,7 +35,8 @@ class DecodedImage:
 def decode_image(
     data: bytes, *, min_side: int = 64, max_pixels: int = 64_000_000, name: str = "image"
 ) -> DecodedImage:
-    """Bytes → RGB uint8 array, or a :class:`~shared.errors.FaceditError` saying what is wrong."""
+    """Bytes → RGB uint8 array, or a :class:`~shared.core.errors.FaceditError` saying what is
+    wrong."""
     if not data:
         raise InvalidImage(f"{name}: the file is empty (0 bytes)")
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from shared.errors import FaceditError
+from shared.core.errors import FaceditError
 
 LATENT_FORMAT = "facedit-latent-v1"
 LATENT_SUFFIX = ".latent.pt"

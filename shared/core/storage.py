@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from shared.errors import InputNotFound, InvalidStorageKey, StorageError, StorageUnavailable
+from shared.core.errors import InputNotFound, InvalidStorageKey, StorageError, StorageUnavailable
 
 if TYPE_CHECKING:
-    from shared.config import Settings
+    from shared.core.config import Settings
 
 MAX_KEY_BYTES = 1024  # the S3 limit, applied to every backend so keys stay portable
 PRESIGN_METHODS = ("GET", "PUT", "HEAD", "DELETE")
@@ -300,7 +300,7 @@ def open_storage(
 def storage_from_settings(settings: Settings | None = None) -> Storage:
     """The storage that ``FACEDIT_STORAGE_URL`` / ``FACEDIT_S3_*`` configure."""
     if settings is None:
-        from shared.config import get_settings
+        from shared.core.config import get_settings
 
         settings = get_settings()
     return open_storage(settings.storage_url, settings.s3_endpoint_url, settings.s3_region)

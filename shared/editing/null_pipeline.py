@@ -1,9 +1,9 @@
 """The null pipeline (``FACEDIT_MODELS=null``): no models, the result is the input resized.
 
-It has the interface :class:`shared.runner.JobRunner` uses (``bundle.check_attribute``,
+It has the interface :class:`shared.jobs.runner.JobRunner` uses (``bundle.check_attribute``,
 ``with_config``, ``output_size``, ``__call__``), so a worker running it does everything a
 real one does — claim, fetch, decode, encode, store, state — except the GPU stages. It
-measures the orchestration cost of the job system (``bench/queue.py``) and lets the
+measures the orchestration cost of the job system (``bench/service.py``) and lets the
 service run where no weights and no accelerator are available.
 """
 
@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import InvalidEditRequest
+from shared.core.errors import InvalidEditRequest
 
 if TYPE_CHECKING:
     import torch
 
-    from shared.edits import EditSpec
+    from shared.core.edits import EditSpec
 
 # The toy preset's attribute names, so one request works against either.
 NULL_ATTRIBUTES = ("age", "glasses", "pose", "smile")
@@ -28,7 +28,7 @@ NULL_LATENTS = 18
 
 @dataclass
 class NullBundle:
-    """Stands in for a :class:`~shared.bundle.ModelBundle`: knows attribute names only."""
+    """Stands in for a :class:`~shared.editing.bundle.ModelBundle`: knows attribute names only."""
 
     attribute_names: tuple[str, ...] = NULL_ATTRIBUTES
     output_size: int = NULL_OUTPUT_SIZE
@@ -98,7 +98,7 @@ class NullPipeline:
         is never called (cancellation is still honoured when results are stored)."""
         import torch
 
-        from shared.pipeline import resize
+        from shared.editing.pipeline import resize
 
         if len(variants) != images.shape[0]:
             raise ValueError(f"variants: {len(variants)} lists for a batch of {images.shape[0]}")

@@ -1,0 +1,3 @@
+"""The editing path: the staged pipeline, its model bundle, imaging, faces, stored latents.
+
+Imports torch (lazily where the API could reach it)."""
