@@ -1,4 +1,7 @@
-"""Request and response bodies. Requests refuse unknown fields (``unknown_field``)."""
+"""Request and response bodies. Requests refuse unknown fields (``unknown_field``).
+
+The pipeline options (``options``) and the output options (``format``, ``quality``, ``align``,
+…) are the contracts of :mod:`shared.core.contracts`, used as they are."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.core.contracts import OutputOptions, PipelineConfig
 
 MAX_EDITS = 32
 
@@ -39,34 +44,8 @@ class EditIn(Strict):
 EditList = list[EditIn | str]
 
 
-class PipelineOptions(Strict):
-    """Per-request pipeline options (shared.editing.pipeline.PipelineConfig, checked without torch;
-    which suppressors and activations exist comes from the workers' catalog)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    activation: str = Field(default="feature_diff", examples=["feature_diff"])
-    suppressor: str = Field(
-        default="auto", examples=["auto"],
-        description="auto: the trained MAResU-Net when the workers have it, else exact Poisson",
-    )  # fmt: skip
-    output_size: int | None = Field(default=None, ge=64, le=4096)
-    mask_threshold: float = Field(default=0.05, ge=0.0, lt=1.0)
-    mask_dilate: int = Field(default=0, ge=0, le=256)
-    mask_feather: float = Field(default=0.0, ge=0.0, le=256.0)
-    keep_outside: bool = True
-    keep_outside_margin: float = Field(default=0.04, ge=0.0, le=0.5)
-    intermediates: bool = False
-
-
-OutputFormat = Literal["png", "jpg", "webp"]
-AlignMode = Literal["auto", "always", "never"]
-Detector = Literal["hog", "cnn"]
-ALIGN_HELP = (
-    "auto: align photos whose landmarks are not those of an aligned face crop and paste the "
-    "edit back into the whole photo; always; never (the input goes to the pipeline as it is)"
-)
-ALL_FACES_HELP = "with alignment, edit every face found instead of only the largest"
+# The pipeline and output options are the shared contracts themselves (no copies here).
+PipelineOptions = PipelineConfig
 
 
 class InputRef(Strict):
@@ -78,17 +57,6 @@ class InputRef(Strict):
         default=None, max_length=1024, description="a key from POST /v1/uploads"
     )
     name: str | None = Field(default=None, max_length=1024, description="a label for the input")
-
-
-class OutputOptions(Strict):
-    """What the runner reads beside the pipeline options (shared.core.contracts.JobOptions)."""
-
-    format: OutputFormat = "png"
-    quality: int = Field(default=95, ge=1, le=100, description="JPEG/WebP quality")
-    align: AlignMode = Field(default="auto", description=ALIGN_HELP)
-    all_faces: bool = Field(default=False, description=ALL_FACES_HELP)
-    detector: Detector = Field(default="hog", description="face detector: hog (fast) | cnn")
-    save_latents: bool = Field(default=False, description="store each input's W+ code")
 
 
 class JobIn(InputRef, OutputOptions):

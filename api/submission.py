@@ -21,7 +21,8 @@ from api.catalog import Catalog
 from api.context import ApiContext
 from api.errors import ApiError
 from api.inputs import check_objects, check_owner, input_key
-from api.schemas import EditIn, OutputOptions, PipelineOptions
+from api.schemas import EditIn, PipelineOptions
+from shared.core.contracts import NETWORK_SUPPRESSORS, OutputOptions
 from shared.core.edits import EditSpec, check_request, make_edit, make_sweep, parse_edit
 from shared.core.errors import IdempotencyConflict, InvalidEditRequest
 from shared.core.webhooks import WebhookUrlError, check_callback_url
@@ -53,12 +54,9 @@ def request_hash(endpoint: str, body: Any) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
-def job_options(body: Any) -> dict[str, Any]:
+def job_options(body: OutputOptions) -> dict[str, Any]:
     """The options of a JobIn/BatchIn that the runner reads beside the pipeline's."""
-    from shared.core.contracts import JobOptions
-
-    fields = OutputOptions.model_fields
-    return JobOptions.from_options({k: getattr(body, k) for k in fields}).to_options()
+    return body.model_dump(include=set(OutputOptions.model_fields))
 
 
 def check_edits(raw: Sequence[EditIn | str], catalog: Catalog, where: str) -> list[dict]:
@@ -101,11 +99,11 @@ def _edit_spec(edit: EditIn | str) -> EditSpec:
     return make_edit(edit.attribute, edit.strength, layers)
 
 
-# Suppressors that need a trained network on the workers, and how to get one.
-NETWORK_SUPPRESSORS = {
-    "maresunet": "a trained MAResU-Net (maresunet_suppressor.pt: `facedit train suppressor`, "
-                 "then `facedit weights import` on the workers)",
-    "sdea": "SDEA's deghosting.pt (see `facedit weights list`)",
+# How to get the network a suppressor needs.
+HOW_TO_GET = {
+    "maresunet": "train one with `facedit train suppressor`, then `facedit weights import` it "
+                 "on the workers",
+    "sdea": "see `facedit weights list`",
 }
 
 
@@ -116,7 +114,8 @@ def check_options(options: PipelineOptions, catalog: Catalog) -> dict[str, Any]:
         raise ApiError(
             422, "model_unavailable",
             f"options.suppressor: {wanted!r} needs {NETWORK_SUPPRESSORS[wanted]}, which these "
-            f"workers do not have; 'auto' runs {catalog.data.get('auto_suppressor') or 'poisson'}",
+            f"workers do not have ({HOW_TO_GET[wanted]}); 'auto' runs "
+            f"{catalog.data.get('auto_suppressor') or 'poisson'}",
         )  # fmt: skip
     for name, value, available in (
         ("suppressor", options.suppressor, suppressors),

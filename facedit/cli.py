@@ -242,7 +242,6 @@ def eval_command(
         except ValueError as exc:
             fail_usage(str(exc))
     elif protocol == "paper":
-        from shared.editing.pipeline import config_with
         from shared.train.pairs import list_images
 
         edits = parse_edits(edit)
@@ -259,7 +258,7 @@ def eval_command(
         if network is not None:
             pipeline.bundle.suppressor_net = network.to(pipeline.bundle.device)
         try:
-            pipeline = pipeline.with_config(config_with(pipeline.config, output_size=size))
+            pipeline = pipeline.with_config(pipeline.config.with_changes(output_size=size))
         except InvalidEditRequest as exc:
             fail_usage(exc.message)
         metric_dirs = [settings.weights_dir, settings.weights_dir / "metrics"]

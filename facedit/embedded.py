@@ -156,7 +156,7 @@ def run_embedded(
 
 def _resolved_options(pipeline: Any, job_options: dict[str, Any]) -> dict[str, Any]:
     """The job options with the pipeline's defaults filled in and ``auto`` resolved."""
-    from shared.editing.pipeline import PipelineConfig
+    from shared.core.contracts import PipelineConfig
 
     config = PipelineConfig.from_options(job_options.get("pipeline"))
     resolved = config.to_options()

@@ -73,7 +73,7 @@ def pipeline_options(
 ) -> dict[str, Any]:
     """Only the flags the user set, so the pipeline's own defaults apply to the rest."""
     from facedit.options import pipeline_options as build
-    from shared.editing.pipeline import PipelineConfig
+    from shared.core.contracts import PipelineConfig
 
     options = build(suppressor, activation, output_size, intermediates)
     try:
@@ -111,8 +111,8 @@ def load_models(models: str | None, device: str | None) -> Any:
 
 def load_pipeline(models: str | None, device: str | None, edits: list[EditSpec],
                   options: dict[str, Any], batch_size: int | None = None) -> Any:
-    from shared.editing.bundle import NETWORK_SUPPRESSORS
-    from shared.editing.pipeline import EditPipeline, PipelineConfig
+    from shared.core.contracts import NETWORK_SUPPRESSORS, PipelineConfig
+    from shared.editing.pipeline import EditPipeline
 
     settings = get_settings()
     bundle = load_models(models, device)

@@ -30,8 +30,7 @@ def catalog_key(queue: str) -> str:
 
 def describe(pipeline: Any, models: str) -> dict[str, Any]:
     """A JSON-ready description of ``pipeline``'s attributes and options."""
-    from shared.blend import SUPPRESSOR_NAMES
-    from shared.editing.pipeline import ACTIVATIONS, AUTO_SUPPRESSOR
+    from shared.core.contracts import ACTIVATIONS, AUTO_SUPPRESSOR, SUPPRESSORS
 
     common = {
         "version": CATALOG_VERSION,
@@ -51,7 +50,7 @@ def describe(pipeline: Any, models: str) -> dict[str, Any]:
             "preset": bundle.preset,
             "attributes": attributes,
             "names": bundle.attributes(),
-            "suppressors": [AUTO_SUPPRESSOR, *SUPPRESSOR_NAMES],
+            "suppressors": [AUTO_SUPPRESSOR, *SUPPRESSORS],
             "auto_suppressor": None,
             "activations": list(ACTIVATIONS),
             "n_latent": bundle.n_latent,

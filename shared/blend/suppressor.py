@@ -21,12 +21,13 @@ from shared.blend.poisson import (
     poisson_blend,
 )
 from shared.blend.validation import check_choice, check_image, check_mask, check_same_shape
+from shared.core.contracts import SUPPRESSORS
 
 if TYPE_CHECKING:
     from shared.models.maresunet import MAResUNet
     from shared.models.sdea_deghosting import Deghosting
 
-SUPPRESSOR_NAMES: tuple[str, ...] = ("naive", "poisson", "poisson-opencv", "maresunet", "sdea")
+SUPPRESSOR_NAMES: tuple[str, ...] = SUPPRESSORS  # the contract's names, built below
 
 
 @runtime_checkable

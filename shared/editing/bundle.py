@@ -10,19 +10,20 @@ from pathlib import Path
 
 import torch
 
+from shared.core.contracts import (
+    AUTO_SUPPRESSOR,
+    DEGHOSTING_FILE,
+    DIFFCAM_FILE,
+    DIRECTIONS_DIR,
+    INVERSION_FILES,
+    NETWORK_SUPPRESSORS,
+    SUPPRESSOR_FILE,
+    SUPPRESSORS,
+)
 from shared.core.errors import InvalidEditRequest, ModelUnavailable
 
 TOY_SEED = 1234
-NETWORK_SUPPRESSORS = {"maresunet": "maresunet_suppressor.pt", "sdea": "deghosting.pt"}
 
-# File names facedit looks for in a weights folder (official names where they exist).
-E4E_FILE = "e4e_ffhq_encode.pt"
-PSP_FILE = "pSp_ffhq_encode.pt"
-DIFFCAM_FILE = "diff_cam_weight.pt"
-SUPPRESSOR_FILE = "maresunet_suppressor.pt"
-DEGHOSTING_FILE = "deghosting.pt"
-DIRECTIONS_DIR = "directions"
-INVERSIONS = {"e4e": E4E_FILE, "psp": PSP_FILE}
 
 
 @dataclass
@@ -69,11 +70,8 @@ class ModelBundle:
 
     def available_suppressors(self) -> list[str]:
         """``auto`` first, then every suppressor these models can run."""
-        from shared.blend import SUPPRESSOR_NAMES
-        from shared.editing.pipeline import AUTO_SUPPRESSOR
-
         return [AUTO_SUPPRESSOR] + [
-            n for n in SUPPRESSOR_NAMES
+            n for n in SUPPRESSORS
             if n not in NETWORK_SUPPRESSORS or self.suppressor_network(n) is not None
         ]
 
@@ -157,7 +155,7 @@ def official_bundle(
 
     device = torch.device(device)
     weights_dir = Path(weights_dir)
-    encoder_file = weights_dir / INVERSIONS[inversion]
+    encoder_file = weights_dir / INVERSION_FILES[inversion]
     if not encoder_file.is_file():
         raise ModelUnavailable(
             f"{encoder_file} is missing: download it (see `facedit weights list`) and run "
@@ -211,7 +209,7 @@ def weights_fingerprint(weights_dir: Path, inversion: str) -> str:
     import hashlib
 
     weights_dir = Path(weights_dir)
-    names = [INVERSIONS[inversion], DIFFCAM_FILE, SUPPRESSOR_FILE, DEGHOSTING_FILE]
+    names = [INVERSION_FILES[inversion], DIFFCAM_FILE, SUPPRESSOR_FILE, DEGHOSTING_FILE]
     files = [weights_dir / n for n in names]
     directions = weights_dir / DIRECTIONS_DIR
     if directions.is_dir():
@@ -236,14 +234,14 @@ def load_bundle(
         from shared.core.config import get_settings
 
         inversion = get_settings().inversion
-    if inversion not in INVERSIONS:
-        raise ModelUnavailable(f"inversion {inversion!r}: expected one of {list(INVERSIONS)}")
+    if inversion not in INVERSION_FILES:
+        raise ModelUnavailable(f"inversion {inversion!r}: expected one of {list(INVERSION_FILES)}")
     target = resolve_device(device)
     if models == "toy":
         return toy_bundle(target)
     folder = Path(weights_dir) if models == "auto" and weights_dir else Path(models)
     if models == "auto":
-        have = weights_dir and (Path(weights_dir) / INVERSIONS[inversion]).is_file()
+        have = weights_dir and (Path(weights_dir) / INVERSION_FILES[inversion]).is_file()
         if not have:
             bundle = toy_bundle(target)
             bundle.notes.insert(0, f"no official weights in {weights_dir}: using the toy preset")

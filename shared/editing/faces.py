@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from shared.core.contracts import JobOptions
+from shared.core.contracts import DETECTORS, JobOptions
 from shared.core.errors import ModelUnavailable, NoFaceFound
 
 EXTRA_HINT = (
@@ -54,7 +54,6 @@ EXTRA_HINT = (
 )
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 CNN_DETECTOR_FILE = "mmod_human_face_detector.dat"
-DETECTORS = ("hog", "cnn")
 
 
 class AlignmentUnavailable(ModelUnavailable):

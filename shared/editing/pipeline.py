@@ -13,73 +13,20 @@ mixes batch items, so a batch of B images gives the same results as B single run
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
+from shared.core.contracts import AUTO_SUPPRESSOR, NETWORK_SUPPRESSORS, PipelineConfig
 from shared.core.edits import EditSpec
-from shared.core.errors import InvalidEditRequest, ModelUnavailable
+from shared.core.errors import ModelUnavailable
 
 if TYPE_CHECKING:
     from shared.editing.bundle import ModelBundle
 
-ACTIVATIONS = ("feature_diff", "diffcam")
-AUTO_SUPPRESSOR = "auto"  # the trained MAResU-Net when installed, else exact Poisson
 STAGES = ("invert", "edit", "generate", "mask", "blend", "suppress")
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Per-request pipeline options (all JSON-serialisable; documented in README)."""
-
-    activation: str = "feature_diff"
-    suppressor: str = AUTO_SUPPRESSOR
-    output_size: int | None = None  # None: the bundle's native output size
-    mask_threshold: float = 0.05  # mask values below this become 0 (after normalisation)
-    mask_dilate: int = 0  # dilation radius, pixels at output size
-    mask_feather: float = 0.0  # Gaussian sigma, pixels at output size
-    keep_outside: bool = True  # copy the original back outside the (dilated) edit region
-    keep_outside_margin: float = 0.04  # margin around the region, fraction of the image side
-    intermediates: bool = False
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any] | None) -> PipelineConfig:
-        options = dict(options or {})
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise InvalidEditRequest(f"options: unknown pipeline option(s) {unknown}")
-        config = cls(**options)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        from shared.blend import SUPPRESSOR_NAMES
-
-        if self.activation not in ACTIVATIONS:
-            raise InvalidEditRequest(
-                f"activation: {self.activation!r} is not one of {list(ACTIVATIONS)}"
-            )
-        if self.suppressor not in (AUTO_SUPPRESSOR, *SUPPRESSOR_NAMES):
-            raise InvalidEditRequest(
-                f"suppressor: {self.suppressor!r} is not one of "
-                f"{[AUTO_SUPPRESSOR, *SUPPRESSOR_NAMES]}"
-            )
-        if self.output_size is not None and not 64 <= int(self.output_size) <= 4096:
-            raise InvalidEditRequest(f"output_size: {self.output_size} is outside [64, 4096]")
-        if not 0.0 <= self.mask_threshold < 1.0:
-            raise InvalidEditRequest("mask_threshold: must be in [0, 1)")
-        if not 0 <= self.mask_dilate <= 256:
-            raise InvalidEditRequest("mask_dilate: must be in [0, 256] pixels")
-        if not 0.0 <= self.mask_feather <= 256.0:
-            raise InvalidEditRequest("mask_feather: must be in [0, 256] pixels")
-        if not 0.0 <= self.keep_outside_margin <= 0.5:
-            raise InvalidEditRequest("keep_outside_margin: must be in [0, 0.5]")
-
-    def to_options(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 @dataclass
@@ -251,7 +198,6 @@ class EditPipeline:
     ) -> None:
         self.bundle = bundle
         self.config = config or PipelineConfig()
-        self.config.validate()
         self.max_items = max_items
         self._suppressors: dict[str, Any] = {}
 
@@ -273,7 +219,6 @@ class EditPipeline:
     def suppressor(self, name: str):
         if name not in self._suppressors:
             from shared.blend import build_suppressor
-            from shared.editing.bundle import NETWORK_SUPPRESSORS
 
             network = self.bundle.suppressor_network(name)
             if name in NETWORK_SUPPRESSORS and network is None:
@@ -407,9 +352,3 @@ def _how_to_get(name: str) -> str:
         return (": no trained MAResU-Net is published, so train one with `facedit train "
                 "suppressor` and bring it with `facedit weights import`")
     return ""
-
-
-def config_with(config: PipelineConfig, **changes: Any) -> PipelineConfig:
-    new = replace(config, **changes)
-    new.validate()
-    return new

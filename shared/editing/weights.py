@@ -16,6 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.core.contracts import (
+    DEGHOSTING_FILE,
+    DIFFCAM_FILE,
+    E4E_FILE,
+    PSP_FILE,
+    SUPPRESSOR_FILE,
+)
+
 MANIFEST = "manifest.json"
 
 
@@ -29,11 +37,11 @@ class WeightFile:
 
 
 CATALOGUE: tuple[WeightFile, ...] = (
-    WeightFile("e4e_ffhq_encode.pt", "inversion (e4e) + StyleGAN2 decoder",
+    WeightFile(E4E_FILE, "inversion (e4e) + StyleGAN2 decoder",
                "pSp/e4e checkpoint: state_dict (encoder.*, decoder.*), latent_avg, opts",
                "omertov/encoder4editing README, 'e4e_ffhq_encode.pt' "
                "(Google Drive id 1cUv_reLE6k3604or78EranS7XzuVMWeO)", optional=False),
-    WeightFile("pSp_ffhq_encode.pt", "inversion (pSp, as SDEA) + StyleGAN2 decoder",
+    WeightFile(PSP_FILE, "inversion (pSp, as SDEA) + StyleGAN2 decoder",
                "pSp checkpoint: state_dict (encoder.*, decoder.*), latent_avg, opts",
                "eladrich/pixel2style2pixel README, 'FFHQ Inversion' "
                "(Google Drive id 1bMTNWkh5LArlaWSc_wa8VKyq2V42T2z0)"),
@@ -41,13 +49,13 @@ CATALOGUE: tuple[WeightFile, ...] = (
                "rosinality checkpoint: g_ema (171 keys), latent_avg",
                "rosinality/stylegan2-pytorch (converted) / e4e README 'FFHQ StyleGAN' "
                "(Google Drive id 1EM87UquaoQmk17Q8d5kYIAHqu0dkYqdT)"),
-    WeightFile("diff_cam_weight.pt", "differential activation (Diff-CAM, 17 classes)",
+    WeightFile(DIFFCAM_FILE, "differential activation (Diff-CAM, 17 classes)",
                "plain state_dict, 626 keys", "HaoruiSong622/Editing-Out-of-Domain README "
                "(Google Drive id 10d4QL4BRNvY-AyxMQhHsnoQ7vZz0Q_Zh)"),
-    WeightFile("maresunet_suppressor.pt", "artifact suppressor (MAResU-Net, the paper's)",
+    WeightFile(SUPPRESSOR_FILE, "artifact suppressor (MAResU-Net, the paper's)",
                "facedit checkpoint {format, model, config, metrics} or official MAResUNet "
                "state_dict (370 keys)", "trained with `facedit train suppressor`"),
-    WeightFile("deghosting.pt", "SDEA deghosting baseline suppressor",
+    WeightFile(DEGHOSTING_FILE, "SDEA deghosting baseline suppressor",
                "plain state_dict, 925 keys (FCN.*, generator.* in mmgen naming)",
                "HaoruiSong622/Editing-Out-of-Domain README "
                "(Google Drive id 1gfb1M8mFl4GlEiQsGDWjJRQ5zetrVbi0)"),

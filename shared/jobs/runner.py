@@ -165,7 +165,7 @@ class JobRunner:
         return stored.w
 
     def _output_size(self, job) -> int:
-        from shared.editing.pipeline import PipelineConfig
+        from shared.core.contracts import PipelineConfig
 
         config = PipelineConfig.from_options(job.options.get("pipeline"))
         return int(config.output_size or self.pipeline.bundle.output_size)
@@ -189,7 +189,8 @@ class JobRunner:
     def _run_group(self, group: list[_Work]) -> list[JobOutcome]:
         import torch
 
-        from shared.editing.pipeline import PipelineConfig, resize
+        from shared.core.contracts import PipelineConfig
+        from shared.editing.pipeline import resize
 
         try:
             config = PipelineConfig.from_options(group[0].job.options.get("pipeline"))

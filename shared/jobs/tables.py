@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,18 +25,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from shared.core.contracts import TERMINAL_STATUSES, JobStatus
 
-class JobStatus(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+__all__ = ["TERMINAL_STATUSES", "JobStatus"]  # the contract's, for the tables' users
 
-
-TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
-    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
-)
 
 # JSON on SQLite, JSONB on PostgreSQL.
 PortableJSON = JSON().with_variant(JSONB(), "postgresql")

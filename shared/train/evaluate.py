@@ -151,15 +151,15 @@ def evaluate_paper(
     A suppressor that cannot run (missing weights, unknown name) gets an ``n/a`` column and
     a note saying why.
     """
-    from shared.blend import SUPPRESSOR_NAMES
+    from shared.core.contracts import SUPPRESSORS as SUPPRESSOR_NAMES
     from shared.core.errors import FaceditError
     from shared.editing.imaging import decode_image, to_tensor
-    from shared.editing.pipeline import config_with, keep_outside, resize
+    from shared.editing.pipeline import keep_outside, resize
     from shared.metrics import MetricSuite
 
     if not images:
         raise ValueError("images: no images to evaluate")
-    config = config_with(pipeline.config, suppressor="naive", intermediates=False)
+    config = pipeline.config.with_changes(suppressor="naive", intermediates=False)
     base = pipeline.with_config(config)
     size = base.output_size
     notes: list[str] = list(getattr(pipeline.bundle, "notes", []))

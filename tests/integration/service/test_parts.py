@@ -1,16 +1,13 @@
-"""The parts the stack is built from, checked on their own: Celery settings, the API's
-copy of the pipeline options, webhook signing and URL policy, GPU assignment, and the null
-pipeline driven by the real JobRunner."""
+"""The parts the stack is built from, checked on their own: Celery settings, webhook signing
+and URL policy, GPU assignment, and the null pipeline driven by the real JobRunner."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from pathlib import Path
 
 import pytest
 
-from api.schemas import PipelineOptions
 from shared.core.webhooks import WebhookUrlError, check_callback_url, owner_secret, sign, verify
 from workers.celery_app import (
     DELIVER_WEBHOOK,
@@ -39,15 +36,6 @@ def test_celery_settings_keep_jobs_safe() -> None:
         task = celery_app.tasks[name]
         assert task.retry_jitter and task.retry_backoff and task.max_retries
         assert any(issubclass(e, ConnectionError) for e in task.autoretry_for)
-
-
-def test_api_pipeline_options_mirror_the_pipeline_config() -> None:
-    from shared.editing.pipeline import PipelineConfig
-
-    fields = {f.name: f.default for f in dataclasses.fields(PipelineConfig)}
-    assert PipelineOptions().model_dump() == fields
-    with pytest.raises(ValueError):
-        PipelineOptions(mask_threshold=float("nan"))
 
 
 def test_webhook_signatures() -> None:
