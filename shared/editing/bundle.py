@@ -5,7 +5,7 @@ A worker process builds one bundle at start-up and keeps it; every job then reus
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -67,6 +67,11 @@ class ModelBundle:
     def suppressor_network(self, name: str) -> torch.nn.Module | None:
         """The trained network a suppressor needs (None for naive / Poisson or when missing)."""
         return {"maresunet": self.suppressor_net, "sdea": self.deghosting_net}.get(name)
+
+    def with_suppressor(self, network: torch.nn.Module) -> ModelBundle:
+        """The same models with ``network`` (a trained MAResUNet) as the suppressor."""
+        network = network.to(self.device).eval().requires_grad_(False)
+        return replace(self, suppressor_net=network, suppressor_trained=True)
 
     def available_suppressors(self) -> list[str]:
         """``auto`` first, then every suppressor these models can run."""
