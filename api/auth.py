@@ -1,17 +1,16 @@
-"""``Authorization: Bearer <key>`` → the key's owner, which scopes every query."""
+"""API keys: the ``Authorization`` header → the key's owner, or a 401 that says why."""
 
 from __future__ import annotations
 
-from fastapi import Depends, Request
-
-from api.context import ApiContext, get_context
 from api.errors import ApiError
+from shared.jobs import ApiKeys
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def current_owner(request: Request, ctx: ApiContext = Depends(get_context)) -> str:
-    header = request.headers.get("authorization")
+def authenticate(header: str | None, keys: ApiKeys) -> str:
+    """The owner of the key in ``header`` (``Bearer <key>``); ApiError 401 ``missing_api_key``,
+    ``invalid_api_key`` or ``api_key_revoked`` otherwise."""
     if not header:
         raise ApiError(
             401, "missing_api_key", "send the header Authorization: Bearer <api key>", _CHALLENGE
@@ -23,7 +22,7 @@ def current_owner(request: Request, ctx: ApiContext = Depends(get_context)) -> s
             401, "invalid_api_key", "the Authorization header must be 'Bearer <api key>'",
             _CHALLENGE,
         )  # fmt: skip
-    record = ctx.keys.authenticate(token)
+    record = keys.authenticate(token)
     if record is None:
         raise ApiError(401, "invalid_api_key", "the API key is not valid", _CHALLENGE)
     if record.revoked:

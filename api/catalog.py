@@ -1,4 +1,5 @@
-"""The workers' attribute catalog, read from Redis (published by workers/catalog.py)."""
+"""The workers' attribute catalog, read from Redis (published by workers/catalog.py; the
+document is :class:`shared.core.catalog.PublishedCatalog`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import ApiError
+from shared.core.catalog import catalog_key
 
 CACHE_SECONDS = 5.0
-
-
-def catalog_key(queue: str) -> str:
-    return f"{queue}:catalog"
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,10 @@
-"""Everything a request handler needs, built once per app from the settings."""
+"""Everything a request handler needs, built once per app from the settings (routes get it
+as ``ctx: Context``, see api/deps.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from fastapi import Request
 
 from api.catalog import CatalogReader
 from api.metrics import ApiMetrics
@@ -63,7 +62,3 @@ def build_context(settings: Settings) -> ApiContext:
         webhook_allow_hosts=parse_allow_hosts(settings.webhook_allow_hosts),
         head_revision=store.head_revision(),
     )
-
-
-def get_context(request: Request) -> ApiContext:
-    return request.app.state.context

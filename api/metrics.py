@@ -24,16 +24,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import func, select
 
-from shared.jobs import Job, JobStatus, JobStore
+from shared.jobs import JobStatus, JobStore
 
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 OVERLAP = timedelta(seconds=60)
 MAX_ROWS_PER_SCRAPE = 50_000
-
-_jobs = Job.__table__
 
 
 class _StateCollector:
@@ -44,12 +41,7 @@ class _StateCollector:
 
     def collect(self) -> Any:
         jobs = GaugeMetricFamily("facedit_jobs_total", "Jobs per status.", labels=["status"])
-        counts = {status.value: 0 for status in JobStatus}
-        with self.store.engine.connect() as connection:
-            query = select(_jobs.c.status, func.count()).group_by(_jobs.c.status)
-            for status, count in connection.execute(query):
-                counts[status] = count
-        for status, count in counts.items():
+        for status, count in self.store.count_by_status().items():
             jobs.add_metric([status], count)
         yield jobs
         depth = GaugeMetricFamily(
@@ -81,19 +73,7 @@ class ApiMetrics:
     def ingest(self) -> int:
         """Observe the jobs that finished since the last call; how many were new."""
         with self._lock:
-            since = self.watermark - OVERLAP
-            query = (
-                select(_jobs.c.id, _jobs.c.status, _jobs.c.created_at, _jobs.c.finished_at,
-                       _jobs.c.metrics)
-                .where(
-                    _jobs.c.finished_at > since,
-                    _jobs.c.status.in_([JobStatus.SUCCEEDED.value, JobStatus.FAILED.value]),
-                )
-                .order_by(_jobs.c.finished_at)
-                .limit(MAX_ROWS_PER_SCRAPE)
-            )  # fmt: skip
-            with self.store.engine.connect() as connection:
-                rows = connection.execute(query).all()
+            rows = self.store.finished_jobs(self.watermark - OVERLAP, MAX_ROWS_PER_SCRAPE)
             new = 0
             for row in rows:
                 if row.id in self.seen or row.finished_at <= self.started:

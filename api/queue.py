@@ -9,13 +9,10 @@ import math
 from celery import Celery
 
 from shared.core.config import Settings
+from shared.core.contracts import DELIVER_WEBHOOK_TASK, PROCESS_JOBS_TASK, VISIBILITY_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
-# Names of the tasks in workers/tasks.py (tests check they match).
-PROCESS_JOBS = "facedit.process_jobs"
-DELIVER_WEBHOOK = "facedit.deliver_webhook"
-VISIBILITY_TIMEOUT_S = 1800
 _RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
@@ -48,7 +45,7 @@ class TaskQueue:
             with self.app.producer_or_acquire() as producer:
                 for _ in range(count):
                     self.app.send_task(
-                        PROCESS_JOBS, queue=self.queue, producer=producer,
+                        PROCESS_JOBS_TASK, queue=self.queue, producer=producer,
                         retry=True, retry_policy=_RETRY_POLICY,
                     )  # fmt: skip
         except Exception:  # noqa: BLE001
@@ -59,7 +56,7 @@ class TaskQueue:
     def deliver_webhook(self, delivery_id: str) -> None:
         try:
             self.app.send_task(
-                DELIVER_WEBHOOK, args=(delivery_id,), queue=self.queue,
+                DELIVER_WEBHOOK_TASK, args=(delivery_id,), queue=self.queue,
                 retry=True, retry_policy=_RETRY_POLICY,
             )  # fmt: skip
         except Exception:  # noqa: BLE001

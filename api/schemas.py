@@ -1,16 +1,20 @@
 """Request and response bodies. Requests refuse unknown fields (``unknown_field``).
 
 The pipeline options (``options``) and the output options (``format``, ``quality``, ``align``,
-…) are the contracts of :mod:`shared.core.contracts`, used as they are."""
+…) are the contracts of :mod:`shared.core.contracts`, used as they are. The job and batch
+answers take their fields' types from the records of :mod:`shared.jobs` (:func:`record_fields`):
+only which fields are public, their order, and the presigned objects are written here."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from shared.core.catalog import AttributeCatalog, CatalogAttribute
 from shared.core.contracts import OutputOptions, PipelineConfig
+from shared.jobs import BatchRecord, JobRecord
 
 MAX_EDITS = 32
 
@@ -106,38 +110,41 @@ class ResultOut(BaseModel):
     intermediates: dict[str, StoredObject]
 
 
-class JobOut(BaseModel):
-    id: str
-    batch_id: str
-    position: int
-    status: str
-    progress: float
-    stage: str | None
-    input_uri: str
-    input_name: str | None
-    edits: list[dict[str, Any]]
-    options: dict[str, Any]
-    error_code: str | None
-    error_message: str | None
-    attempts: int
-    max_attempts: int
-    result: StoredObject | None = Field(description="the (first) result")
-    intermediates: dict[str, StoredObject]
-    results: list[ResultOut] = Field(description="every result, in sweep order")
-    latent: StoredObject | None = Field(description="the stored W+ code (save_latents)")
-    suppressor: str | None = Field(description="the suppressor that ran (auto resolved)")
-    metrics: dict[str, Any]
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    updated_at: datetime
+def record_fields(record: type, *names: str, **descriptions: str) -> dict[str, Any]:
+    """Fields ``names`` of a record (a dataclass of :mod:`shared.jobs.records`) as required
+    pydantic fields of the record's types, for :func:`pydantic.create_model`."""
+    types = {field.name: field.type for field in dataclasses.fields(record)}
+    return {name: (types[name], Field(description=descriptions.get(name))) for name in names}
 
 
-class BatchOut(BaseModel):
-    id: str
-    created_at: datetime
-    callback_url: str | None
-    options: dict[str, Any]
+# A job as the API shows it, in this order: fields of its record, with the record's types, and
+# its stored objects (result, intermediates, every result, latent) as presigned StoredObjects.
+# The owner, the input's hash and the worker's lease stay private.
+JobOut = create_model(
+    "JobOut",
+    **record_fields(
+        JobRecord, "id", "batch_id", "position", "status", "progress", "stage", "input_uri",
+        "input_name", "edits", "options", "error_code", "error_message", "attempts",
+        "max_attempts",
+    ),
+    result=(StoredObject | None, Field(description="the (first) result")),
+    intermediates=(dict[str, StoredObject], Field()),
+    results=(list[ResultOut], Field(description="every result, in sweep order")),
+    latent=(StoredObject | None, Field(description="the stored W+ code (save_latents)")),
+    **record_fields(
+        JobRecord, "suppressor", "metrics", "created_at", "started_at", "finished_at",
+        "updated_at", suppressor="the suppressor that ran (auto resolved)",
+    ),
+)  # fmt: skip
+
+
+# A batch: fields of its record, with the record's types, then its counts and a page of jobs.
+_BatchFields = create_model(
+    "_BatchFields", **record_fields(BatchRecord, "id", "created_at", "callback_url", "options")
+)
+
+
+class BatchOut(_BatchFields):
     total: int
     counts: dict[str, int]
     done: bool
@@ -148,23 +155,10 @@ class BatchOut(BaseModel):
     cancelled: int | None = None
 
 
-class AttributeOut(BaseModel):
-    name: str
-    kind: str
-    default_layers: list[int] | None
-    strength_range: list[float]
-    default_strength: float
+# GET /v1/attributes: the workers' catalog (shared.core.catalog) under the API's names.
+class AttributeOut(CatalogAttribute):
+    pass
 
 
-class AttributesOut(BaseModel):
-    models: str
-    preset: str
+class AttributesOut(AttributeCatalog):
     attributes: list[AttributeOut]
-    names: list[str]
-    suppressors: list[str]
-    auto_suppressor: str | None = None
-    activations: list[str]
-    n_latent: int
-    output_size: int
-    published_at: str
-    notes: list[str] = []

@@ -15,18 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from api.catalog import Catalog
 from api.context import ApiContext
 from api.errors import ApiError
 from api.inputs import check_objects, check_owner, input_key
-from api.schemas import EditIn, PipelineOptions
+from api.schemas import BatchIn, EditIn, JobIn, PipelineOptions
 from shared.core.contracts import NETWORK_SUPPRESSORS, OutputOptions
-from shared.core.edits import EditSpec, check_request, make_edit, make_sweep, parse_edit
+from shared.core.edits import EditSpec, check_request, parse_edit
 from shared.core.errors import IdempotencyConflict, InvalidEditRequest
 from shared.core.webhooks import WebhookUrlError, check_callback_url
-from shared.jobs import Batch, BatchRecord, NewJob
+from shared.jobs import BatchRecord, NewJob
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
@@ -40,6 +38,25 @@ class Item:
     input_key: str | None
     name: str | None
     edits: Sequence[EditIn | str]
+
+
+def job_items(body: JobIn) -> list[Item]:
+    """The one input of a POST /v1/jobs body."""
+    return [Item("body", body.input_uri, body.input_key, body.name, body.edits)]
+
+
+def batch_items(body: BatchIn) -> list[Item]:
+    """The inputs of a POST /v1/batches body; ``edits`` apply to items without their own."""
+    items = []
+    for index, item in enumerate(body.items):
+        where = f"items[{index}]"
+        edits = item.edits if item.edits is not None else body.edits
+        if edits is None:
+            raise ApiError(
+                422, "missing_field", f"{where}.edits: no edits for this item and none for all"
+            )
+        items.append(Item(where, item.input_uri, item.input_key, item.name, edits))
+    return items
 
 
 @dataclass(frozen=True)
@@ -90,13 +107,7 @@ def check_edits(raw: Sequence[EditIn | str], catalog: Catalog, where: str) -> li
 def _edit_spec(edit: EditIn | str) -> EditSpec:
     if isinstance(edit, str):
         return parse_edit(edit)
-    layers = tuple(edit.layers) if edit.layers is not None else None
-    if (edit.strength is None) == (edit.sweep is None):
-        raise InvalidEditRequest(f"edit {edit.attribute!r}: give either strength or sweep")
-    if edit.sweep is not None:
-        return make_sweep(edit.attribute, edit.sweep.start, edit.sweep.end, edit.sweep.steps,
-                          layers)
-    return make_edit(edit.attribute, edit.strength, layers)
+    return EditSpec.from_dict(edit.model_dump(exclude_none=True))
 
 
 # How to get the network a suppressor needs.
@@ -144,14 +155,7 @@ def check_callback(ctx: ApiContext, callback_url: str | None) -> str | None:
 
 
 def find_idempotent(ctx: ApiContext, owner: str, key: str) -> BatchRecord | None:
-    batches = Batch.__table__
-    with ctx.store.engine.connect() as connection:
-        batch_id = connection.scalar(
-            select(batches.c.id).where(
-                batches.c.owner == owner, batches.c.idempotency_key == key
-            )
-        )
-    return None if batch_id is None else ctx.store.get_batch(batch_id, owner)
+    return ctx.store.find_idempotent(owner, key)
 
 
 def submit(

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
+from pydantic import BaseModel
+
 from api.schemas import BatchOut, JobOut, ResultOut, StoredObject
 from shared.core.errors import FaceditError
 from shared.core.storage import Storage
@@ -38,32 +43,13 @@ def job_out(job: JobRecord, presigner: Presigner) -> JobOut:
                   intermediates=_stored_map(presigner, o.get("intermediates") or {}))
         for o in job.outputs
     ]  # fmt: skip
-    return JobOut(
-        id=job.id,
-        batch_id=job.batch_id,
-        position=job.position,
-        status=job.status.value,
-        progress=job.progress,
-        stage=job.stage,
-        input_uri=job.input_uri,
-        input_name=job.input_name,
-        edits=job.edits,
-        options=job.options,
-        error_code=job.error_code,
-        error_message=job.error_message,
-        attempts=job.attempts,
-        max_attempts=job.max_attempts,
+    return _answer(
+        JobOut, job,
         result=presigner.stored(job.output_uri),
         intermediates=_stored_map(presigner, job.intermediates),
         results=results,
         latent=presigner.stored(job.latent_uri),
-        suppressor=job.suppressor,
-        metrics=job.metrics,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        updated_at=job.updated_at,
-    )
+    )  # fmt: skip
 
 
 def batch_out(
@@ -77,11 +63,8 @@ def batch_out(
 ) -> BatchOut:
     open_jobs = sum(n for status, n in counts.items() if status not in TERMINAL_STATUSES)
     next_offset = offset + len(jobs) if offset + len(jobs) < total else None
-    return BatchOut(
-        id=batch.id,
-        created_at=batch.created_at,
-        callback_url=batch.callback_url,
-        options=batch.options,
+    return _answer(
+        BatchOut, batch,
         total=sum(counts.values()),
         counts=counts,
         done=open_jobs == 0,
@@ -89,4 +72,13 @@ def batch_out(
         offset=offset,
         limit=limit,
         next_offset=next_offset,
-    )
+    )  # fmt: skip
+
+
+def _answer(model: type[BaseModel], record: Any, **presented: Any) -> Any:
+    """``model`` with the ``presented`` values, and the record's own value for every other
+    field of the record it has."""
+    names = {field.name for field in dataclasses.fields(record)}
+    shared = [name for name in model.model_fields if name in names and name not in presented]
+    copied = {name: getattr(record, name) for name in shared}
+    return model(**copied, **presented)

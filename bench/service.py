@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from shared.jobs import ApiKeys, Job, JobStore
+from shared.jobs import ApiKeys, JobStore
 from tests.fixtures.services import (
     DEFAULT_POSTGRES_URL,
     PostgresServer,
@@ -227,22 +227,23 @@ def paced(url: str, key: str, inputs: list[str], jobs: int, rate: float) -> list
 
 
 def wait_done(store: JobStore, batch_ids: list[str], timeout_s: float = 900) -> list[Any]:
-    from sqlalchemy import func, select
-
-    jobs = Job.__table__
+    """The jobs of ``batch_ids`` once none is queued or running."""
     deadline = time.monotonic() + timeout_s
     while True:
-        with store.engine.connect() as connection:
-            open_jobs = connection.scalar(
-                select(func.count()).where(jobs.c.batch_id.in_(batch_ids),
-                                           jobs.c.status.in_(["queued", "running"])))
-            if open_jobs == 0:
-                return connection.execute(
-                    select(jobs.c.status, jobs.c.created_at, jobs.c.finished_at,
-                           jobs.c.metrics).where(jobs.c.batch_id.in_(batch_ids))).all()
+        counts = store.count_by_status(batch_ids, statuses=["queued", "running"])
+        open_jobs = sum(counts.values())
+        if open_jobs == 0:
+            return [job for batch_id in batch_ids for job in _all_jobs(store, batch_id)]
         if time.monotonic() > deadline:
             raise RuntimeError(f"{open_jobs} jobs still open after {timeout_s} s")
         time.sleep(0.2)
+
+
+def _all_jobs(store: JobStore, batch_id: str) -> list[Any]:
+    jobs: list[Any] = []
+    while page := store.list_jobs(batch_id, offset=len(jobs), limit=1000):
+        jobs += page
+    return jobs
 
 
 def _percentile(values: list[float], q: float) -> float:

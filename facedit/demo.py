@@ -8,28 +8,39 @@ given local edits that need no GAN: the synthetic recipe of :mod:`shared.train.p
 shows the edit, its naive composite and the Poisson composite, each with its seam score
 (:func:`shared.train.seam.seam_score`, lower is smoother). Then the same portraits go through
 the whole pipeline with the toy models (``facedit run``), in rows labelled as untrained.
+
+Only ``facedit demo`` imports this module (when it runs), so its imports are all at the top.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
+from skimage import data
 
+from facedit.cli.loaders import load_pipeline
+from facedit.cli.options import job_options, parse_edits
+from facedit.cli.run import TOY_WARNING, edit_into_folder
 from facedit.console import say
-from shared.editing.imaging import encode_image
+from facedit.gallery import GalleryImage, GalleryRow, GalleryVariant, write_gallery
+from facedit.gallery_rows import rows_from_records
+from shared.editing.faces import align_faces
+from shared.editing.imaging import decode_image, encode_image, to_uint8
+from shared.train.pairs import composites, synthetic_pair
+from shared.train.seam import seam_score
 
 SYNTHETIC_SIZE = 512
 # (recipe, seed) per row: seeds picked once for a clearly visible seam with each mask shape
 SYNTHETIC_RECIPES = (("swap", 3), ("swap", 25), ("swap", 12))
 DEMO_EDITS = ("smile=+3", "age=-2")
-TOY_NOTE = "toy GAN: untrained models, not a meaningful edit"
+TOY_NOTE = "toy GAN: untrained models, not a meaningful edit"  # the rows' label
 
 
 def write_demo_inputs(folder: Path) -> list[Path]:
     """Write a few variants of scikit-image's astronaut portrait (NASA, public domain)."""
-    from skimage import data
-
     folder.mkdir(parents=True, exist_ok=True)
     portrait = data.astronaut()  # 512x512 RGB
     face = portrait[0:320, 90:410]  # the head and shoulders, roughly centred
@@ -49,16 +60,11 @@ def write_demo_inputs(folder: Path) -> list[Path]:
 
 def run_demo(out: Path, models: str | None) -> Path:
     """Write the inputs, the synthetic rows and the toy-pipeline rows; return index.html."""
-    from facedit.gallery import write_gallery
-    from facedit.gallery_rows import rows_from_records
-    from facedit.run_cli import TOY_WARNING, edit_into_folder, job_options, load_pipeline
-    from facedit.run_cli import parse_edits as parse
-
     out = out.absolute()
     inputs = write_demo_inputs(out / "inputs")
     say(f"demo: {len(inputs)} sample portraits in {out / 'inputs'}")
     rows = synthetic_rows(inputs[0], inputs[1], out / "synthetic")
-    edits = parse(list(DEMO_EDITS))
+    edits = parse_edits(list(DEMO_EDITS))
     options = {"intermediates": True}
     pipeline = load_pipeline(models, None, edits, options)
     opts = job_options(options, align="auto")
@@ -82,8 +88,6 @@ def run_demo(out: Path, models: str | None) -> Path:
 
 
 def _with_note(row, note: str):
-    from dataclasses import replace
-
     return replace(row, note=note)
 
 
@@ -93,12 +97,6 @@ def synthetic_rows(portrait: Path, donor_photo: Path, folder: Path) -> list:
     ``swap`` edits take the part from ``donor_photo``'s face (mirrored), re-rendered with
     another colour and illumination, as a GAN edit would be.
     """
-    import torch
-
-    from facedit.gallery import GalleryImage, GalleryRow, GalleryVariant
-    from shared.train.pairs import composites, synthetic_pair
-    from shared.train.seam import seam_score
-
     folder.mkdir(parents=True, exist_ok=True)
     face = _aligned(portrait)
     donor = np.ascontiguousarray(_aligned(donor_photo)[:, ::-1])
@@ -138,20 +136,13 @@ def synthetic_rows(portrait: Path, donor_photo: Path, folder: Path) -> list:
 
 
 def _aligned(path: Path) -> np.ndarray:
-    from shared.editing.faces import align_faces
-    from shared.editing.imaging import decode_image
-
     pixels = decode_image(path.read_bytes(), name=str(path)).pixels
     return align_faces(pixels, output_size=SYNTHETIC_SIZE)[0].pixels.astype(np.float32) / 255.0
 
 
 def _tensor(image: np.ndarray):
-    import torch
-
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
 
 
 def _uint8(tensor) -> np.ndarray:
-    from shared.editing.imaging import to_uint8
-
     return to_uint8(tensor[0])

@@ -19,6 +19,7 @@ from typing import Any
 
 from facedit.jobs_log import LogRow, append_rows, read_rows, request_key
 from facedit.outputs import OutputNamer, place_file, write_new
+from shared.core.contracts import PipelineConfig
 from shared.core.edits import EditSpec
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -126,13 +127,9 @@ def run_embedded(
         ]  # fmt: skip
         batch = store.create_batch(jobs, options={**job_options, "runtime": "embedded"})
         summary.batch_id = batch.id
-        runner = JobRunner(
-            store, storage, pipeline,
-            worker_id="embedded", lease_seconds=settings.lease_seconds,
-            min_side=settings.min_image_side, max_pixels=settings.max_image_pixels,
-            max_image_bytes=settings.max_image_bytes, allow_local_inputs=True,
-            on_progress=on_progress,
-        )  # fmt: skip
+        runner = JobRunner.from_settings(store, storage, pipeline, settings,
+                                         worker_id="embedded", allow_local_inputs=True,
+                                         on_progress=on_progress)
         # names of earlier rows stay reserved, except those of the requests run again now
         # (a deleted result comes back under its old name)
         rerun = {key for *_, key in pending}
@@ -156,8 +153,6 @@ def run_embedded(
 
 def _resolved_options(pipeline: Any, job_options: dict[str, Any]) -> dict[str, Any]:
     """The job options with the pipeline's defaults filled in and ``auto`` resolved."""
-    from shared.core.contracts import PipelineConfig
-
     config = PipelineConfig.from_options(job_options.get("pipeline"))
     resolved = config.to_options()
     resolved["suppressor"] = pipeline.with_config(config).suppressor_name \
@@ -211,7 +206,7 @@ def _log_row(job: Any, outcome: Any, key: str | None, storage: Any, out_dir: Pat
 def place_outputs(job: Any, storage: Any, out_dir: Path, namer: OutputNamer
                   ) -> tuple[list[dict[str, Any]], str | None]:
     """Link or copy a job's results (and intermediates, latent) to ``<stem>.<label>.<ext>``."""
-    from shared.editing.latents import LATENT_SUFFIX
+    from shared.core.contracts import LATENT_SUFFIX
 
     planned: list[tuple[str, str]] = []  # (suffix, uri)
     for output in job.outputs:

@@ -1,4 +1,5 @@
-"""A progress bar that moves per image: images done, images/s and time left.
+"""Progress bars: :class:`RunProgress` moves per image (images done, images/s and time left);
+:func:`counter` is a plain n/total bar.
 
 The pipeline runs images in batches, so whole-image completions arrive in bursts; between
 them the bar advances by each in-flight image's stage progress (decode, invert, generate, …,
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    MofNCompleteColumn,
     Progress,
     ProgressColumn,
     Task,
@@ -89,3 +91,10 @@ class RunProgress:
         if now - self._last_refresh > 0.25:
             self._last_refresh = now
             self._progress.refresh()
+
+
+def counter(console: Console, label: str, *columns: ProgressColumn) -> Progress:
+    """A bar with ``n/total`` and the time elapsed, then ``columns`` (use as a context manager;
+    ``label`` is a fixed word, shown in bold)."""
+    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), *columns, console=console)

@@ -1,8 +1,9 @@
 """The attribute catalog: what the workers' models can do, published for the API.
 
 The API never imports torch, so it cannot load the models to learn their attributes.
-Instead each worker process, once its models are loaded, writes a JSON description to
-the Redis key ``<queue>:catalog`` (no expiry, so it survives scaling to zero as long as
+Instead each worker process, once its models are loaded, writes a JSON description
+(:class:`shared.core.catalog.PublishedCatalog`, the document's one definition) to the Redis
+key ``<queue>:catalog`` (no expiry, so it survives scaling to zero as long as
 Redis keeps its data) and refreshes it every minute while it takes tasks. The API reads
 it to answer ``GET /v1/attributes`` and to refuse unknown attributes, unavailable
 suppressors and activations, and layer ranges beyond W+ at submission.
@@ -19,21 +20,15 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.core.catalog import CatalogAttribute, PublishedCatalog, catalog_key
 from shared.editing.null_pipeline import NullPipeline
 
-CATALOG_VERSION = 1
 
-
-def catalog_key(queue: str) -> str:
-    return f"{queue}:catalog"
-
-
-def describe(pipeline: Any, models: str) -> dict[str, Any]:
-    """A JSON-ready description of ``pipeline``'s attributes and options."""
+def describe(pipeline: Any, models: str) -> PublishedCatalog:
+    """The catalog of ``pipeline``'s attributes and options."""
     from shared.core.contracts import ACTIVATIONS, AUTO_SUPPRESSOR, SUPPRESSORS
 
     common = {
-        "version": CATALOG_VERSION,
         "models": models,
         "published_at": datetime.now(UTC).isoformat(),
         "worker": f"{socket.gethostname()}/{os.getpid()}",
@@ -41,49 +36,49 @@ def describe(pipeline: Any, models: str) -> dict[str, Any]:
     if isinstance(pipeline, NullPipeline):
         bundle = pipeline.bundle
         attributes = [
-            {"name": name, "kind": "null", "default_layers": None,
-             "strength_range": [-5.0, 5.0], "default_strength": 1.0}
+            CatalogAttribute(name=name, kind="null", default_layers=None,
+                             strength_range=[-5.0, 5.0], default_strength=1.0)
             for name in bundle.attributes()
         ]  # fmt: skip
-        return {
+        return PublishedCatalog(
             **common,
-            "preset": bundle.preset,
-            "attributes": attributes,
-            "names": bundle.attributes(),
-            "suppressors": [AUTO_SUPPRESSOR, *SUPPRESSORS],
-            "auto_suppressor": None,
-            "activations": list(ACTIVATIONS),
-            "n_latent": bundle.n_latent,
-            "output_size": bundle.output_size,
-            "notes": list(bundle.notes),
-        }
+            preset=bundle.preset,
+            attributes=attributes,
+            names=bundle.attributes(),
+            suppressors=[AUTO_SUPPRESSOR, *SUPPRESSORS],
+            auto_suppressor=None,
+            activations=list(ACTIVATIONS),
+            n_latent=bundle.n_latent,
+            output_size=bundle.output_size,
+            notes=list(bundle.notes),
+        )
     bundle = pipeline.bundle
     attributes = [
-        {
-            "name": info.name,
-            "kind": info.kind,
-            "default_layers": list(info.default_layers) if info.default_layers else None,
-            "strength_range": list(info.strength_range),
-            "default_strength": info.default_strength,
-        }
+        CatalogAttribute(
+            name=info.name,
+            kind=info.kind,
+            default_layers=list(info.default_layers) if info.default_layers else None,
+            strength_range=list(info.strength_range),
+            default_strength=info.default_strength,
+        )
         for info in bundle.directions.available()
     ]
     suppressors = bundle.available_suppressors()
     activations = [a for a in ACTIVATIONS if a != "diffcam" or bundle.diffcam is not None]
-    return {
+    return PublishedCatalog(
         **common,
-        "preset": bundle.preset,
-        "attributes": attributes,
-        "names": bundle.directions.known_names(),
-        "suppressors": suppressors,
-        "auto_suppressor": bundle.auto_suppressor(),
-        "activations": activations,
-        "n_latent": int(bundle.generator.n_latent),
-        "output_size": int(bundle.output_size),
-        "notes": list(bundle.notes),
-    }
+        preset=bundle.preset,
+        attributes=attributes,
+        names=bundle.directions.known_names(),
+        suppressors=suppressors,
+        auto_suppressor=bundle.auto_suppressor(),
+        activations=activations,
+        n_latent=int(bundle.generator.n_latent),
+        output_size=int(bundle.output_size),
+        notes=list(bundle.notes),
+    )
 
 
-def publish(client: Any, queue: str, catalog: dict[str, Any]) -> None:
+def publish(client: Any, queue: str, catalog: PublishedCatalog) -> None:
     """Write the catalog to Redis (``client``: a redis.Redis)."""
-    client.set(catalog_key(queue), json.dumps(catalog, sort_keys=True))
+    client.set(catalog_key(queue), json.dumps(catalog.model_dump(), sort_keys=True))

@@ -15,6 +15,12 @@ Delivery guarantees, and where each setting comes in:
   every place Celery reads transport options (broker and result backend).
 - time limits: hard ``JOB_TIME_LIMIT_S`` (900 s; compose and Kubernetes give workers a
   960 s grace period), soft 30 s earlier so jobs are failed cleanly.
+
+This module imports nothing of workers/ (as Celery's example apps: the app module knows
+its project only by name). The worker imports the ``include`` modules when it starts,
+before its pool processes fork: ``workers.tasks`` registers the tasks (named in
+shared.core.contracts, the names the API sends), ``workers.signals`` connects the handlers
+that load the models in each pool process and run the sweep thread.
 """
 
 from __future__ import annotations
@@ -23,12 +29,10 @@ from celery import Celery
 from kombu import Queue
 
 from shared.core.config import Settings, get_settings
+from shared.core.contracts import JOB_TIME_LIMIT_S, VISIBILITY_TIMEOUT_S
 
-PROCESS_JOBS = "facedit.process_jobs"
-DELIVER_WEBHOOK = "facedit.deliver_webhook"
-JOB_TIME_LIMIT_S = 900
+WORKER_MODULES = ["workers.tasks", "workers.signals"]
 JOB_SOFT_TIME_LIMIT_S = JOB_TIME_LIMIT_S - 30
-VISIBILITY_TIMEOUT_S = 2 * JOB_TIME_LIMIT_S
 # Loading official weights onto a GPU takes a while; Celery's default (4 s) would kill the
 # pool process during worker_process_init.
 PROCESS_ALIVE_TIMEOUT_S = 300.0
@@ -38,7 +42,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
     """The worker app for ``settings`` (default: the environment's)."""
     settings = settings or get_settings()
     transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
-    app = Celery("facedit", broker=settings.broker_url, include=["workers.tasks"])
+    app = Celery("facedit", broker=settings.broker_url, include=WORKER_MODULES)
     app.conf.update(
         task_queues=[Queue(settings.queue, routing_key=settings.queue)],
         task_default_queue=settings.queue,
@@ -66,6 +70,3 @@ def make_celery(settings: Settings | None = None) -> Celery:
 
 
 celery_app = make_celery()
-
-# Per-process model loading, the sweep thread (signal handlers registered on import).
-import workers.signals  # noqa: E402, F401

@@ -81,13 +81,9 @@ class WorkerRuntime:
     def runner(self) -> Any:
         from shared.jobs.runner import JobRunner
 
-        s = self.settings
-        return JobRunner(
-            self.store, self.storage, self.pipeline,
-            worker_id=self.worker_id, lease_seconds=s.lease_seconds,
-            min_side=s.min_image_side, max_pixels=s.max_image_pixels,
-            max_image_bytes=s.max_image_bytes,
-        )  # fmt: skip
+        return JobRunner.from_settings(
+            self.store, self.storage, self.pipeline, self.settings, worker_id=self.worker_id
+        )
 
     @property
     def redis(self) -> Any:

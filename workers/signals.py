@@ -1,4 +1,7 @@
-"""Celery signal handlers: models per pool process, the sweep thread per worker."""
+"""Celery signal handlers: models per pool process, the sweep thread per worker.
+
+The worker imports this module when it starts (``include`` in workers/celery_app.py), before
+its pool processes fork, so every process has the handlers connected."""
 
 from __future__ import annotations
 
@@ -8,15 +11,17 @@ from typing import Any
 from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
 from celery.signals import worker_shutdown as worker_shutdown_signal
 
+from shared.core.config import get_settings
+from workers.runtime import close_process, init_process
+from workers.sweep import Sweeper
+
 log = logging.getLogger(__name__)
-_sweeper: Any = None
+_sweeper: Sweeper | None = None
 
 
 @worker_process_init.connect
 def _load_models(**_: Any) -> None:
     from celery.utils.log import current_process_index
-
-    from workers.runtime import init_process
 
     if _sweeper is not None:  # a pool process forked after the sweep thread started
         _sweeper.forget_connections()
@@ -28,21 +33,17 @@ def _load_models(**_: Any) -> None:
 
 @worker_process_shutdown.connect
 def _close_runtime(**_: Any) -> None:
-    from workers.runtime import close_process
-
     close_process()
 
 
 @worker_ready.connect
 def _start_sweeper(sender: Any = None, **_: Any) -> None:
+    """``sender``: the worker's consumer; the sweep sends its messages with its app."""
     global _sweeper
-    from shared.core.config import get_settings
-    from workers.celery_app import celery_app
-    from workers.sweep import Sweeper
-
-    _sweeper = Sweeper(celery_app, get_settings())
+    settings = get_settings()
+    _sweeper = Sweeper(sender.app, settings)
     _sweeper.start()
-    log.info("sweep thread started (every %.1f s)", get_settings().sweep_interval_seconds)
+    log.info("sweep thread started (every %.1f s)", settings.sweep_interval_seconds)
 
 
 @worker_shutdown_signal.connect

@@ -20,10 +20,9 @@ import math
 import threading
 from typing import Any
 
-from sqlalchemy import func, select
-
 from shared.core.config import Settings
-from shared.jobs import Job, JobStatus, JobStore
+from shared.core.contracts import DELIVER_WEBHOOK_TASK, PROCESS_JOBS_TASK
+from shared.jobs import JobStatus, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +35,12 @@ def lock_key(queue: str) -> str:
 
 
 def queued_jobs(store: JobStore) -> int:
-    jobs = Job.__table__
-    with store.engine.connect() as connection:
-        return connection.scalar(
-            select(func.count()).where(jobs.c.status == JobStatus.QUEUED.value)
-        ) or 0
+    return store.count_by_status(statuses=[JobStatus.QUEUED])[JobStatus.QUEUED]
 
 
 def sweep_once(store: JobStore, redis_client: Any, app: Any, settings: Settings) -> dict[str, int]:
     """One sweep (without the lock): what it requeued, failed and sent."""
     from shared.jobs.deliveries import WebhookDeliveries
-    from workers.celery_app import DELIVER_WEBHOOK, PROCESS_JOBS
 
     requeued, failed = store.requeue_expired()
     if requeued or failed:
@@ -58,9 +52,9 @@ def sweep_once(store: JobStore, redis_client: Any, app: Any, settings: Settings)
     if missing or stale:
         with app.producer_or_acquire() as producer:
             for _ in range(missing):
-                app.send_task(PROCESS_JOBS, queue=settings.queue, producer=producer)
+                app.send_task(PROCESS_JOBS_TASK, queue=settings.queue, producer=producer)
             for delivery_id in stale:
-                app.send_task(DELIVER_WEBHOOK, args=(delivery_id,), queue=settings.queue,
+                app.send_task(DELIVER_WEBHOOK_TASK, args=(delivery_id,), queue=settings.queue,
                               producer=producer)
     return {"requeued": requeued, "failed": failed, "sent": missing, "webhooks": len(stale)}
 
@@ -81,7 +75,7 @@ class Sweeper(threading.Thread):
     def forget_connections(self) -> None:
         """In a pool process forked from this one: drop the inherited database connections
         without closing them (they belong to the parent). redis-py does this by itself."""
-        self.store.engine.dispose(close=False)
+        self.store.forget_connections()
 
     def run(self) -> None:
         interval = self.settings.sweep_interval_seconds

@@ -6,11 +6,12 @@ import logging
 from typing import Any
 
 import redis.exceptions
-import sqlalchemy.exc
 
+from shared.core.contracts import DELIVER_WEBHOOK_TASK, PROCESS_JOBS_TASK
 from shared.core.errors import StorageUnavailable
 from shared.core.webhooks import backoff_seconds, owner_secret, parse_allow_hosts, post
-from workers.celery_app import DELIVER_WEBHOOK, PROCESS_JOBS, celery_app
+from shared.jobs import TRANSIENT_DATABASE_ERRORS
+from workers.celery_app import celery_app
 from workers.runtime import WorkerRuntime, get_runtime, heartbeat
 
 log = logging.getLogger(__name__)
@@ -18,8 +19,7 @@ log = logging.getLogger(__name__)
 # Worth retrying the whole task: the database, the broker or the storage is unreachable.
 TRANSIENT_ERRORS = (
     StorageUnavailable,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
+    *TRANSIENT_DATABASE_ERRORS,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     ConnectionError,
@@ -34,7 +34,7 @@ RETRY_OPTIONS: dict[str, Any] = {
 }
 
 
-@celery_app.task(name=PROCESS_JOBS, **RETRY_OPTIONS)
+@celery_app.task(name=PROCESS_JOBS_TASK, **RETRY_OPTIONS)
 def process_jobs() -> dict[str, Any]:
     """Claim up to FACEDIT_BATCH_SIZE queued jobs and run them as one batch."""
     runtime = get_runtime()
@@ -76,7 +76,7 @@ def _announce_completions(runtime: WorkerRuntime, batch_ids: set[str]) -> None:
             deliver_webhook.apply_async((delivery_id,), queue=runtime.settings.queue)
 
 
-@celery_app.task(name=DELIVER_WEBHOOK, bind=True, **RETRY_OPTIONS)
+@celery_app.task(name=DELIVER_WEBHOOK_TASK, bind=True, **RETRY_OPTIONS)
 def deliver_webhook(self: Any, delivery_id: str) -> dict[str, Any]:
     """POST a batch-completion webhook; retried with backoff until it is delivered or
     FACEDIT_WEBHOOK_MAX_ATTEMPTS is reached."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from typing import Annotated
 
-from api.auth import current_owner
-from api.context import ApiContext, get_context
+from fastapi import APIRouter, Query, Response
+
+from api.context import ApiContext
+from api.deps import Context, IdempotencyKey, Owner
 from api.errors import ApiError
 from api.schemas import BatchIn, BatchOut
-from api.submission import Item, job_options, request_hash, submit
+from api.submission import batch_items, job_options, request_hash, submit
 from api.views import batch_out
 from shared.jobs import BatchRecord, JobStatus
 
@@ -40,22 +42,13 @@ def _page(
 def create_batch(
     body: BatchIn,
     response: Response,
-    owner: str = Depends(current_owner),
-    ctx: ApiContext = Depends(get_context),
-    idempotency_key: str | None = Header(default=None),
+    owner: Owner,
+    ctx: Context,
+    idempotency_key: IdempotencyKey = None,
 ) -> BatchOut:
     """Queue many images in one request; ``edits`` apply to items without their own."""
-    items = []
-    for index, item in enumerate(body.items):
-        where = f"items[{index}]"
-        edits = item.edits if item.edits is not None else body.edits
-        if edits is None:
-            raise ApiError(
-                422, "missing_field", f"{where}.edits: no edits for this item and none for all"
-            )
-        items.append(Item(where, item.input_uri, item.input_key, item.name, edits))
     submission = submit(
-        ctx, owner, items, body.options, job_options(body), body.callback_url,
+        ctx, owner, batch_items(body), body.options, job_options(body), body.callback_url,
         idempotency_key, request_hash("batches", body),
     )  # fmt: skip
     response.headers["Location"] = f"/v1/batches/{submission.batch.id}"
@@ -67,20 +60,18 @@ def create_batch(
 @router.get("/{batch_id}", response_model=BatchOut)
 def get_batch(
     batch_id: str,
-    owner: str = Depends(current_owner),
-    ctx: ApiContext = Depends(get_context),
-    offset: int = Query(default=0, ge=0),
-    limit: int = Query(default=100, ge=1, le=1000),
-    status: JobStatus | None = Query(default=None),
+    owner: Owner,
+    ctx: Context,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    status: Annotated[JobStatus | None, Query()] = None,
 ) -> BatchOut:
     """Counts per status and one page of the batch's jobs (in submission order)."""
     return _page(ctx, _batch(ctx, batch_id, owner), owner, offset, limit, status)
 
 
 @router.post("/{batch_id}/cancel", response_model=BatchOut)
-def cancel_batch(
-    batch_id: str, owner: str = Depends(current_owner), ctx: ApiContext = Depends(get_context)
-) -> BatchOut:
+def cancel_batch(batch_id: str, owner: Owner, ctx: Context) -> BatchOut:
     """Cancel every queued or running job of the batch."""
     batch = _batch(ctx, batch_id, owner)
     cancelled = ctx.store.cancel_batch(batch_id, owner)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Response
 
-from api.auth import current_owner
-from api.context import ApiContext, get_context
+from api.context import ApiContext
+from api.deps import Context, IdempotencyKey, Owner
 from api.errors import ApiError
 from api.schemas import JobIn, JobOut
-from api.submission import Item, job_options, request_hash, submit
+from api.submission import job_items, job_options, request_hash, submit
 from api.views import job_out
 from shared.jobs import JobRecord
 
@@ -26,14 +26,13 @@ def _job(ctx: ApiContext, job_id: str, owner: str) -> JobRecord:
 def create_job(
     body: JobIn,
     response: Response,
-    owner: str = Depends(current_owner),
-    ctx: ApiContext = Depends(get_context),
-    idempotency_key: str | None = Header(default=None),
+    owner: Owner,
+    ctx: Context,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Queue one image for editing. The answer is the job; poll its Location."""
-    item = Item("body", body.input_uri, body.input_key, body.name, body.edits)
     submission = submit(
-        ctx, owner, [item], body.options, job_options(body), body.callback_url,
+        ctx, owner, job_items(body), body.options, job_options(body), body.callback_url,
         idempotency_key, request_hash("jobs", body),
     )  # fmt: skip
     job = _job(ctx, submission.batch.job_ids[0], owner)
@@ -44,17 +43,13 @@ def create_job(
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(
-    job_id: str, owner: str = Depends(current_owner), ctx: ApiContext = Depends(get_context)
-) -> JobOut:
+def get_job(job_id: str, owner: Owner, ctx: Context) -> JobOut:
     """The job: status, progress, error, timestamps, presigned URLs of its results."""
     return job_out(_job(ctx, job_id, owner), ctx.presigner)
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
-def cancel_job(
-    job_id: str, owner: str = Depends(current_owner), ctx: ApiContext = Depends(get_context)
-) -> JobOut:
+def cancel_job(job_id: str, owner: Owner, ctx: Context) -> JobOut:
     """Cancel a queued or running job (a running one stops at its next stage)."""
     job = _job(ctx, job_id, owner)
     if not ctx.store.cancel(job_id, owner):
@@ -70,12 +65,7 @@ def cancel_job(
 
 
 @router.post("/{job_id}/retry", status_code=202, response_model=JobOut)
-def retry_job(
-    job_id: str,
-    response: Response,
-    owner: str = Depends(current_owner),
-    ctx: ApiContext = Depends(get_context),
-) -> JobOut:
+def retry_job(job_id: str, response: Response, owner: Owner, ctx: Context) -> JobOut:
     """Queue a failed job again, as a fresh start (its attempts are reset)."""
     _job(ctx, job_id, owner)
     if not ctx.store.retry(job_id, owner):

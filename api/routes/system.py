@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from api.auth import current_owner
-from api.context import ApiContext, get_context
+from api.context import ApiContext
+from api.deps import Context, Owner
 from api.schemas import AttributesOut
 
 router = APIRouter()
@@ -37,7 +37,7 @@ def _check_storage(ctx: ApiContext) -> str:
 
 
 @router.get("/readyz", tags=["system"])
-def readyz(ctx: ApiContext = Depends(get_context)) -> JSONResponse:
+def readyz(ctx: Context) -> JSONResponse:
     """Readiness: the database (migrated), the broker and the storage answer."""
     checks: dict[str, str] = {}
     for name, check in (
@@ -55,7 +55,7 @@ def readyz(ctx: ApiContext = Depends(get_context)) -> JSONResponse:
 
 
 @router.get("/metrics", tags=["system"], response_class=Response)
-def metrics(ctx: ApiContext = Depends(get_context)) -> Response:
+def metrics(ctx: Context) -> Response:
     """Prometheus metrics (see api/metrics.py)."""
     from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -63,8 +63,6 @@ def metrics(ctx: ApiContext = Depends(get_context)) -> Response:
 
 
 @router.get("/v1/attributes", tags=["attributes"], response_model=AttributesOut)
-def attributes(
-    _: str = Depends(current_owner), ctx: ApiContext = Depends(get_context)
-) -> dict[str, Any]:
+def attributes(_: Owner, ctx: Context) -> dict[str, Any]:
     """The edits the workers' models offer, and the suppressors and activations."""
     return ctx.catalog.get().data

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from pathlib import PurePosixPath
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body
 
-from api.auth import current_owner
-from api.context import ApiContext, get_context
+from api.deps import Context, Owner
 from api.errors import ApiError
 from api.inputs import UPLOADS, owner_tag
 from api.schemas import UploadIn, UploadOut
@@ -45,9 +45,7 @@ def _extension(body: UploadIn) -> str:
 
 @router.post("", status_code=201, response_model=UploadOut)
 def create_upload(
-    body: UploadIn = Body(default_factory=UploadIn),
-    owner: str = Depends(current_owner),
-    ctx: ApiContext = Depends(get_context),
+    body: Annotated[UploadIn, Body(default_factory=UploadIn)], owner: Owner, ctx: Context
 ) -> UploadOut:
     """A key for a new input and a presigned URL to PUT its bytes to (then submit the key
     as ``input_key``). The object may be at most FACEDIT_MAX_IMAGE_BYTES."""

@@ -1,6 +1,6 @@
 """The facts every side of facedit shares, each written once (no torch, no database).
 
-- the Celery task names the API sends and the workers register;
+- the Celery task names the API sends and the workers register, and the message timings;
 - job statuses;
 - the suppressors and activations, and the weight files facedit looks for;
 - a job's options: :class:`PipelineConfig` (``options.pipeline``) and :class:`JobOptions`
@@ -26,6 +26,10 @@ from shared.core.errors import InvalidEditRequest
 
 PROCESS_JOBS_TASK = "facedit.process_jobs"  # "claim up to FACEDIT_BATCH_SIZE queued jobs"
 DELIVER_WEBHOOK_TASK = "facedit.deliver_webhook"
+JOB_TIME_LIMIT_S = 900  # a task's hard time limit on the workers
+# Redis redelivers a message left unacknowledged this long; it must outlast any task. The
+# API's Celery client and the workers' app both set it.
+VISIBILITY_TIMEOUT_S = 2 * JOB_TIME_LIMIT_S
 
 
 class JobStatus(enum.StrEnum):
@@ -49,6 +53,7 @@ DIFFCAM_FILE = "diff_cam_weight.pt"
 SUPPRESSOR_FILE = "maresunet_suppressor.pt"
 DEGHOSTING_FILE = "deghosting.pt"
 DIRECTIONS_DIR = "directions"
+LATENT_SUFFIX = ".latent.pt"  # a stored W+ code beside its input's results: <stem>.latent.pt
 
 Suppressor = Literal["naive", "poisson", "poisson-opencv", "maresunet", "sdea"]
 SUPPRESSORS: tuple[str, ...] = get_args(Suppressor)

@@ -76,9 +76,7 @@ class EditSpec:
         layers = tuple(layers) if isinstance(layers, list | tuple) else layers
         if data.get("sweep") is not None:
             if "strength" in data:
-                raise InvalidEditRequest(
-                    f"edit {data!r}: give either 'strength' or 'sweep', not both"
-                )
+                raise InvalidEditRequest(f"edit {data!r}: give either strength or sweep, not both")
             sweep = data["sweep"]
             if not isinstance(sweep, dict) or set(sweep) != {"start", "end", "steps"}:
                 raise InvalidEditRequest(
@@ -86,8 +84,8 @@ class EditSpec:
                 )
             return make_sweep(data["attribute"], sweep["start"], sweep["end"], sweep["steps"],
                               layers)
-        if "strength" not in data:
-            raise InvalidEditRequest(f"edit {data!r}: needs 'attribute' and 'strength'")
+        if data.get("strength") is None:
+            raise InvalidEditRequest(f"edit {data!r}: give either strength or sweep")
         return make_edit(data["attribute"], data["strength"], layers)
 
     def at(self, strength: float) -> EditSpec:

@@ -155,6 +155,7 @@ def official_bundle(
     weights_dir: Path, device: str | torch.device = "cpu", inversion: str = "e4e"
 ) -> ModelBundle:
     """Load official checkpoints from ``weights_dir`` (names: ``facedit weights list``)."""
+    from shared.models.checkpoints import read_checkpoint
     from shared.models.directions import DirectionRegistry
     from shared.models.encoders import load_decoder, load_encoder
 
@@ -166,7 +167,7 @@ def official_bundle(
             f"{encoder_file} is missing: download it (see `facedit weights list`) and run "
             f"`facedit weights import PATH`"
         )
-    checkpoint = torch.load(encoder_file, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(encoder_file, str(encoder_file))  # weights_only=True
     encoder = load_encoder(checkpoint, device=device)
     generator = load_decoder(checkpoint, device=device)
     del checkpoint

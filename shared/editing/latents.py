@@ -19,7 +19,6 @@ import torch
 from shared.core.errors import FaceditError
 
 LATENT_FORMAT = "facedit-latent-v1"
-LATENT_SUFFIX = ".latent.pt"
 
 
 class InvalidLatent(FaceditError, ValueError):

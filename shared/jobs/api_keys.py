@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
 
+from shared.jobs.records import ApiKeyRecord, from_row
 from shared.jobs.store import JobStore
 from shared.jobs.tables import ApiKey
 
@@ -26,21 +26,6 @@ _OWNER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,254}")
 _TOUCH_INTERVAL = timedelta(minutes=1)
 
 api_keys_table = ApiKey.__table__
-
-
-@dataclass(frozen=True)
-class ApiKeyRecord:
-    id: str
-    owner: str
-    name: str | None
-    prefix: str
-    created_at: datetime
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-    @property
-    def revoked(self) -> bool:
-        return self.revoked_at is not None
 
 
 def hash_key(key: str) -> str:
@@ -54,10 +39,12 @@ def looks_like_key(text: str) -> bool:
 
 
 class ApiKeys:
-    """CRUD for the ``api_keys`` table of a (migrated) job store."""
+    """CRUD for the ``api_keys`` table of a (migrated) job store; every statement runs in the
+    store's transactions (:meth:`shared.jobs.db.Database.transaction`)."""
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
+        self.db = store.db
 
     def create(self, owner: str, name: str | None = None) -> tuple[ApiKeyRecord, str]:
         """A new key for ``owner``: its record and the key itself (shown once, never stored)."""
@@ -80,7 +67,7 @@ class ApiKeys:
             "revoked_at": None,
             "last_used_at": None,
         }
-        with self.store.engine.begin() as connection:
+        with self.db.transaction(write=True) as connection:
             connection.execute(insert(api_keys_table), row)
         return _record(row), key
 
@@ -91,11 +78,11 @@ class ApiKeys:
             query = query.where(api_keys_table.c.owner == owner)
         if not include_revoked:
             query = query.where(api_keys_table.c.revoked_at.is_(None))
-        with self.store.engine.connect() as connection:
+        with self.db.transaction(write=False) as connection:
             return [_record(row._mapping) for row in connection.execute(query)]
 
     def get(self, key_id: str) -> ApiKeyRecord | None:
-        with self.store.engine.connect() as connection:
+        with self.db.transaction(write=False) as connection:
             row = connection.execute(
                 select(api_keys_table).where(api_keys_table.c.id == key_id)
             ).first()
@@ -105,7 +92,7 @@ class ApiKeys:
         """Revoke a key (by id or by the key itself); False if there is no such live key."""
         if looks_like_key(key_id):
             key_id = key_id[len(KEY_PREFIX) : len(KEY_PREFIX) + 12]
-        with self.store.engine.begin() as connection:
+        with self.db.transaction(write=True) as connection:
             result = connection.execute(
                 update(api_keys_table)
                 .where(api_keys_table.c.id == key_id, api_keys_table.c.revoked_at.is_(None))
@@ -118,7 +105,7 @@ class ApiKeys:
         or None for a key that does not exist."""
         if not looks_like_key(key):
             return None
-        with self.store.engine.connect() as connection:
+        with self.db.transaction(write=False) as connection:
             row = connection.execute(
                 select(api_keys_table).where(api_keys_table.c.key_hash == hash_key(key))
             ).first()
@@ -133,7 +120,7 @@ class ApiKeys:
         now = datetime.now(UTC)
         if record.last_used_at is not None and now - record.last_used_at < _TOUCH_INTERVAL:
             return
-        with self.store.engine.begin() as connection:
+        with self.db.transaction(write=True) as connection:
             connection.execute(
                 update(api_keys_table)
                 .where(
@@ -148,12 +135,4 @@ class ApiKeys:
 
 
 def _record(row: Any) -> ApiKeyRecord:
-    return ApiKeyRecord(
-        id=row["id"],
-        owner=row["owner"],
-        name=row["name"],
-        prefix=row["prefix"],
-        created_at=row["created_at"],
-        revoked_at=row["revoked_at"],
-        last_used_at=row["last_used_at"],
-    )
+    return from_row(ApiKeyRecord, row)

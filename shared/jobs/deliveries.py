@@ -13,32 +13,36 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, select, update
 
 from shared.core.webhooks import BATCH_COMPLETED, Delivery
+from shared.jobs.queries import count_by_status
+from shared.jobs.records import from_row
 from shared.jobs.store import JobStore
-from shared.jobs.tables import Batch, Job, JobStatus, WebhookDelivery
+from shared.jobs.tables import Batch, JobStatus, WebhookDelivery
 
 deliveries_table = WebhookDelivery.__table__
-_jobs = Job.__table__
 _batches = Batch.__table__
 
+
 class WebhookDeliveries:
-    """The ``webhook_deliveries`` table of a (migrated) job store."""
+    """The ``webhook_deliveries`` table of a (migrated) job store; every statement runs in
+    the store's transactions (:meth:`shared.jobs.db.Database.transaction`)."""
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
+        self.db = store.db
 
     def announce_if_complete(self, batch_id: str) -> str | None:
         """If the batch has a callback URL and no queued or running job, record its
         completion; the new delivery's id, or None (not complete, no URL, announced)."""
-        with self.store.engine.begin() as connection:
+        with self.db.transaction(write=True) as connection:
             batch = connection.execute(
                 select(_batches.c.callback_url, _batches.c.owner).where(_batches.c.id == batch_id)
             ).first()
             if batch is None or not batch.callback_url:
                 return None
-            counts = _counts(connection, batch_id)
+            counts = count_by_status(connection, batch_ids=[batch_id])
             if counts[JobStatus.QUEUED] or counts[JobStatus.RUNNING]:
                 return None
             now = datetime.now(UTC)
@@ -74,7 +78,7 @@ class WebhookDeliveries:
             return delivery_id if inserted is not None else None
 
     def get(self, delivery_id: str) -> Delivery | None:
-        with self.store.engine.connect() as connection:
+        with self.db.transaction(write=False) as connection:
             row = connection.execute(
                 select(deliveries_table).where(deliveries_table.c.id == delivery_id)
             ).first()
@@ -86,7 +90,7 @@ class WebhookDeliveries:
             .where(deliveries_table.c.batch_id == batch_id)
             .order_by(deliveries_table.c.created_at)
         )
-        with self.store.engine.connect() as connection:
+        with self.db.transaction(write=False) as connection:
             return [_delivery(row._mapping) for row in connection.execute(query)]
 
     def reclaim_stale(self, older_than_s: float, limit: int = 100) -> list[str]:
@@ -102,7 +106,7 @@ class WebhookDeliveries:
             )
             .limit(limit)
         )
-        with self.store.engine.begin() as connection:
+        with self.db.transaction(write=True) as connection:
             ids = list(connection.scalars(stale))
             if ids:
                 connection.execute(
@@ -124,7 +128,7 @@ class WebhookDeliveries:
         """Count one attempt: delivered, still pending, or failed for good."""
         now = datetime.now(UTC)
         status = "delivered" if delivered else ("failed" if give_up else "pending")
-        with self.store.engine.begin() as connection:
+        with self.db.transaction(write=True) as connection:
             connection.execute(
                 update(deliveries_table)
                 .where(
@@ -142,17 +146,6 @@ class WebhookDeliveries:
             )
 
 
-def _counts(connection: Connection, batch_id: str) -> dict[str, int]:
-    counts = {status.value: 0 for status in JobStatus}
-    rows = connection.execute(
-        select(_jobs.c.status, func.count()).where(_jobs.c.batch_id == batch_id)
-        .group_by(_jobs.c.status)
-    )
-    for status, count in rows:
-        counts[status] = count
-    return counts
-
-
 def _insert_ignoring_duplicates(connection: Connection, row: dict[str, Any]) -> Any:
     if connection.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -163,19 +156,4 @@ def _insert_ignoring_duplicates(connection: Connection, row: dict[str, Any]) -> 
 
 
 def _delivery(row: Mapping[str, Any]) -> Delivery:
-    return Delivery(
-        id=row["id"],
-        batch_id=row["batch_id"],
-        owner=row["owner"],
-        event=row["event"],
-        url=row["url"],
-        payload=row["payload"],
-        status=row["status"],
-        attempts=row["attempts"],
-        response_status=row["response_status"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        delivered_at=row["delivered_at"],
-    )
-
-
+    return from_row(Delivery, row)

@@ -1,14 +1,27 @@
-"""Process claimed jobs: fetch → decode → pipeline → encode → store → state.
+"""Process claimed jobs: read → fetch → decode → faces → pipeline → encode → store → state.
 
 One code path for every runtime: the embedded runner calls :meth:`JobRunner.run` in
-process, Celery tasks call it in workers. The SQL row is the source of truth: every state
-change is a conditional UPDATE in the job store, so a job that was cancelled, or claimed
-by someone else, is never overwritten here.
+process; a Celery task claims up to a batch of queued jobs itself (it keeps their ids for the
+lease heartbeat) and calls :meth:`JobRunner.process`; both build the runner with
+:meth:`JobRunner.from_settings`. The SQL row is the source of truth: every state change is a
+conditional UPDATE in the job store, so a job that was cancelled, or claimed by someone else,
+is never overwritten here.
 
 A job is one input with one edit request. A request with a strength sweep stands for several
 variants (:func:`shared.core.edits.expand_variants`); each is stored as its own result, and the
-input is inverted once for all of them. With alignment, each face of the photo is one
-pipeline image and each variant is pasted back into the whole photo.
+input is inverted once for all of them. With alignment, each face of the photo is one pipeline
+image and each variant is pasted back into the whole photo.
+
+The path of one job, method by method::
+
+    _prepare        _read_request → _fetch → _decode → _find_faces → _read_latent
+    _run_group      one pipeline call for every job with the same pipeline options
+    _finish         per variant: _store_variant (paste back, encode, store); _store_latent;
+                    then the state (succeeded, or cancelled if that won the race)
+
+A problem with one job ends that job (:meth:`_end`): a permanent error fails it with its
+stable code, a transient one (storage down) gives it back to the queue, anything else is
+``internal_error``; the other jobs of the batch go on.
 """
 
 from __future__ import annotations
@@ -16,23 +29,28 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
-from shared.core.contracts import JobOptions
+from shared.core.contracts import JobOptions, PipelineConfig
 from shared.core.edits import EditSpec, expand_variants, variant_label
-from shared.core.errors import (
-    FaceditError,
-    ImageTooLarge,
-    InputNotFound,
-    JobCancelled,
-)
-from shared.editing.faces import assemble, prepare_faces
+from shared.core.errors import FaceditError, ImageTooLarge, InputNotFound, JobCancelled
+from shared.editing.faces import FaceInputs, assemble, prepare_faces
 from shared.editing.imaging import decode_image, encode_image, to_tensor, to_uint8
+from shared.editing.interface import EditingPipeline, PipelineResult
 
 log = logging.getLogger(__name__)
+
+# A job's progress (0…1) after each of its steps: the runner's own and the pipeline's stages.
+PROGRESS = {
+    "decode": 0.05, "align": 0.1, "invert": 0.25, "edit": 0.3, "generate": 0.5, "mask": 0.6,
+    "blend": 0.7, "suppress": 0.9,
+}  # fmt: skip
+LATENT_MAX_BYTES = 64 * 1024 * 1024
 
 # Called with the ids of jobs in flight and how far along they are (0…1).
 ProgressListener = Callable[[Sequence[str], float], None]
@@ -50,26 +68,26 @@ class JobOutcome:
 
 @dataclass
 class _Work:
-    job: object  # JobRecord
+    """One claimed job on its way through the runner."""
+
+    job: Any  # shared.jobs.JobRecord
     started: float
-    edits: list[EditSpec] = field(default_factory=list)
-    variants: list[tuple[EditSpec, ...]] = field(default_factory=list)
     options: JobOptions = field(default_factory=JobOptions)
-    pixels: object = None  # np.ndarray
-    faces: object = None  # shared.editing.faces.FaceInputs
-    latent: object = None  # torch.Tensor (faces, L, D) from a stored latent file, or None
+    variants: list[tuple[EditSpec, ...]] = field(default_factory=list)
     sha256: str | None = None
-    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    faces: FaceInputs | None = None
+    latent: Any = None  # torch.Tensor (faces, L, D) from a stored latent file, or None
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per step
 
 
 class JobRunner:
-    """Runs jobs through an :class:`~shared.editing.pipeline.EditPipeline` with one model bundle."""
+    """Runs jobs through an :class:`~shared.editing.interface.EditingPipeline`."""
 
     def __init__(
         self,
-        store,
-        storage,
-        pipeline,
+        store: Any,
+        storage: Any,
+        pipeline: EditingPipeline,
         *,
         worker_id: str = "embedded",
         lease_seconds: int = 600,
@@ -90,6 +108,17 @@ class JobRunner:
         self.allow_local_inputs = allow_local_inputs
         self.on_progress = on_progress
 
+    @classmethod
+    def from_settings(
+        cls, store: Any, storage: Any, pipeline: EditingPipeline, settings: Any, **overrides: Any
+    ) -> JobRunner:
+        """A runner with the limits of ``settings`` (shared.core.config.Settings)."""
+        limits = {
+            "lease_seconds": settings.lease_seconds, "min_side": settings.min_image_side,
+            "max_pixels": settings.max_image_pixels, "max_image_bytes": settings.max_image_bytes,
+        }  # fmt: skip
+        return cls(store, storage, pipeline, **{**limits, **overrides})
+
     # ------------------------------------------------------------ entry points
 
     def run(self, job_ids: Sequence[str]) -> list[JobOutcome]:
@@ -106,71 +135,81 @@ class JobRunner:
         jobs = self.store.claim_next(limit, self.worker_id, self.lease_seconds, batch_id=batch_id)
         return self.process(jobs)
 
-    def process(self, jobs: Sequence) -> list[JobOutcome]:
+    def process(self, jobs: Sequence[Any]) -> list[JobOutcome]:
+        """Prepare each claimed job, run them in groups, store each result; outcomes in the
+        order of ``jobs``."""
         outcomes: list[JobOutcome] = []
         ready: list[_Work] = []
         for job in jobs:
             work = _Work(job=job, started=time.perf_counter())
-            try:
-                self._prepare(work)
+            failed = self._guard(work, "preparing", self._prepare)
+            if failed is None:
                 ready.append(work)
-            except FaceditError as exc:
-                outcomes.append(self._end(work, exc))
-            except Exception as exc:  # noqa: BLE001 - a job must fail, never the worker
-                log.exception("job %s failed while decoding", job.id)
-                outcomes.append(self._fail(work, "internal_error", f"{type(exc).__name__}: {exc}"))
-        for group in _group_by_options(ready):
+            else:
+                outcomes.append(failed)
+        for group in _group_by_pipeline_options(ready):
             outcomes.extend(self._run_group(group))
         order = {job.id: i for i, job in enumerate(jobs)}
         return sorted(outcomes, key=lambda o: order[o.job_id])
 
-    # ------------------------------------------------------------ stages
+    # ------------------------------------------------------------ before the pipeline
 
     def _prepare(self, work: _Work) -> None:
-        """Parse the request, fetch and decode the input, find its faces, read its latent."""
+        self._read_request(work)
+        data = self._fetch(work)
+        self._decode(work, data)
+        self._find_faces(work)
+        self._read_latent(work)
+
+    def _read_request(self, work: _Work) -> None:
+        """The job's options and edit variants, its attributes checked against the models."""
         job = work.job
         work.options = JobOptions.from_options(job.options)
-        work.edits = [EditSpec.from_dict(e) for e in job.edits]
-        work.variants = expand_variants(work.edits)
-        for spec in work.edits:
+        edits = [EditSpec.from_dict(e) for e in job.edits]
+        work.variants = expand_variants(edits)
+        for spec in edits:
             self.pipeline.bundle.check_attribute(spec.attribute)
-        data = self.fetch(job.input_uri)
-        work.stages["fetch"] = time.perf_counter() - work.started
-        decoded = decode_image(
-            data, min_side=self.min_side, max_pixels=self.max_pixels,
-            name=job.input_name or job.input_uri,
-        )  # fmt: skip
-        work.pixels, work.sha256 = decoded.pixels, decoded.sha256
-        work.stages["decode"] = time.perf_counter() - work.started - work.stages["fetch"]
-        self._progress([job.id], 0.05, "decode")
-        aligned_at = time.perf_counter()
-        work.faces = prepare_faces(work.pixels, work.options, self._output_size(job))
-        if work.faces.crops is not None:
-            work.stages["align"] = time.perf_counter() - aligned_at
-        if work.options.latent is not None:
-            work.latent = self._read_latent(work)
-        self._progress([job.id], 0.1, "align")
 
-    def _read_latent(self, work: _Work):
+    def _fetch(self, work: _Work) -> bytes:
+        with self._timed(work, "fetch"):
+            return self.fetch(work.job.input_uri)
+
+    def _decode(self, work: _Work, data: bytes) -> None:
+        job = work.job
+        with self._timed(work, "decode"):
+            decoded = decode_image(
+                data, min_side=self.min_side, max_pixels=self.max_pixels,
+                name=job.input_name or job.input_uri,
+            )  # fmt: skip
+        work.sha256 = decoded.sha256
+        work.faces = FaceInputs(decoded.pixels, [decoded.pixels])
+        self._progress([job.id], "decode")
+
+    def _find_faces(self, work: _Work) -> None:
+        """Align the photo's faces when the job asks for it (``align`` option)."""
+        size = self._output_size(work.job)
+        if work.options.align != "never":
+            with self._timed(work, "align"):
+                work.faces = prepare_faces(work.faces.photo, work.options, size)
+        self._progress([work.job.id], "align")
+
+    def _read_latent(self, work: _Work) -> None:
+        """A stored W+ code to edit from (``latent`` option), checked against the models."""
+        if work.options.latent is None:
+            return
+        from shared.core.errors import ModelUnavailable
         from shared.editing.latents import check_latent, decode_latent
 
         bundle = self.pipeline.bundle
         if not hasattr(bundle, "style_dim"):
-            from shared.core.errors import ModelUnavailable
-
             raise ModelUnavailable("latent: these models (null pipeline) have no W+ space")
         name = work.options.latent
-        stored = decode_latent(self.fetch(name, limit=64 * 1024 * 1024), name)
+        stored = decode_latent(self.fetch(name, limit=LATENT_MAX_BYTES), name)
         check_latent(stored, len(work.faces.images), bundle.n_latent, bundle.style_dim, name)
-        return stored.w
-
-    def _output_size(self, job) -> int:
-        from shared.core.contracts import PipelineConfig
-
-        config = PipelineConfig.from_options(job.options.get("pipeline"))
-        return int(config.output_size or self.pipeline.bundle.output_size)
+        work.latent = stored.w
 
     def fetch(self, uri: str, limit: int | None = None) -> bytes:
+        """The bytes at ``uri``: a storage object, or a local file for the embedded runtime."""
         limit = limit or self.max_image_bytes
         parsed = urlparse(uri)
         if parsed.scheme == "file" and self.allow_local_inputs:
@@ -183,74 +222,96 @@ class JobRunner:
                     f"{path}: {size} bytes exceeds the limit of {limit} (FACEDIT_MAX_IMAGE_BYTES)"
                 )
             return path.read_bytes()
-        key = self.storage.key_from_uri(uri)
-        return self.storage.get(key)
+        return self.storage.get(self.storage.key_from_uri(uri))
+
+    def _output_size(self, job: Any) -> int:
+        config = PipelineConfig.from_options(job.options.get("pipeline"))
+        return int(config.output_size or self.pipeline.bundle.output_size)
+
+    # ------------------------------------------------------------ the pipeline
 
     def _run_group(self, group: list[_Work]) -> list[JobOutcome]:
+        """One pipeline call for jobs with the same pipeline options: one image per face."""
         import torch
 
-        from shared.core.contracts import PipelineConfig
         from shared.editing.pipeline import resize
 
         try:
             config = PipelineConfig.from_options(group[0].job.options.get("pipeline"))
             pipeline = self.pipeline.with_config(config)
-            size = pipeline.output_size
-            # one pipeline image per face (aligned jobs may have several), all in one batch
             faces = [(w, f) for w in group for f in range(len(w.faces.images))]
-            images = torch.cat(
-                [resize(to_tensor(w.faces.images[f]), size) for w, f in faces], dim=0
-            )
+            images = torch.cat([resize(to_tensor(w.faces.images[f]), pipeline.output_size)
+                                for w, f in faces])
             latents = [None if w.latent is None else w.latent[f] for w, f in faces]
             timings: dict[str, float] = {}
-            on_stage = self._stage_listener([w.job.id for w in group], timings)
-            output = pipeline.run(images, [w.variants for w, _ in faces], latents=latents,
-                                  on_stage=on_stage)
+            output = pipeline.run(
+                images, [w.variants for w, _ in faces], latents=latents,
+                on_stage=self._stage_listener([w.job.id for w in group], timings),
+            )  # fmt: skip
         except JobCancelled:
             return [self._outcome(w, "cancelled") for w in group]
         except FaceditError as exc:
             return [self._end(w, exc) for w in group]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a batch must fail, never the worker
             log.exception("pipeline failed for %d job(s)", len(group))
             return [self._fail(w, "internal_error", f"{type(exc).__name__}: {exc}") for w in group]
         outcomes, first_image = [], 0
         for work in group:
             work.stages.update(timings)
-            outcomes.append(self._store_result(work, first_image, output))
+            finished = self._guard(work, "storing the result of",
+                                   lambda w, first=first_image: self._finish(w, first, output))
+            outcomes.append(finished)
             first_image += len(work.faces.images)
         return outcomes
 
-    def _store_result(self, work: _Work, first_image: int, output) -> JobOutcome:
-        """Store one job's results; its pipeline images are ``first_image …`` in ``output``."""
-        job = work.job
-        started = time.perf_counter()
-        try:
-            if self.store.is_cancelled(job.id):
-                return self._outcome(work, "cancelled")
-            results = [
-                self._store_variant(work, k, _items(output, first_image, len(work.faces.images), k),
-                                    output)
-                for k in range(len(work.variants))
-            ]  # fmt: skip
-            latent_uri = self._store_latent(work, first_image, output)
-            work.stages["store"] = time.perf_counter() - started
-            metrics = {"stages": work.stages, "batch_size": len(output.result)}
-            won = self.store.succeed(
-                job.id, results[0]["uri"], results[0]["intermediates"],
-                input_sha256=work.sha256, metrics=metrics, outputs=results,
-                latent_uri=latent_uri, suppressor=output.suppressor or None,
-            )  # fmt: skip
-            if not won:
-                return self._outcome(work, "cancelled")
-            return self._outcome(work, "succeeded", output_uri=results[0]["uri"])
-        except FaceditError as exc:
-            return self._end(work, exc)
-        except Exception as exc:  # noqa: BLE001
-            log.exception("storing the result of job %s failed", job.id)
-            return self._fail(work, "internal_error", f"{type(exc).__name__}: {exc}")
+    def _stage_listener(
+        self, job_ids: list[str], timings: dict[str, float]
+    ) -> Callable[[str], None]:
+        """Writes progress after each stage and stops the batch once all its jobs are cancelled.
 
-    def _store_variant(self, work: _Work, k: int, items: list[int], output) -> dict:
-        """Paste, encode and store variant ``k``; its items are one per face."""
+        Jobs cancelled while others in the batch go on are dropped when results are stored.
+        ``timings`` receives the seconds each stage took (its own bookkeeping excluded).
+        """
+        last = [time.perf_counter()]
+
+        def on_stage(stage: str) -> None:
+            timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - last[0]
+            live = [job_id for job_id in job_ids if not self.store.is_cancelled(job_id)]
+            if not live:
+                raise JobCancelled(f"all {len(job_ids)} job(s) of the batch were cancelled")
+            self._progress(live, stage)
+            last[0] = time.perf_counter()
+
+        return on_stage
+
+    # ------------------------------------------------------------ after the pipeline
+
+    def _finish(self, work: _Work, first_image: int, output: PipelineResult) -> JobOutcome:
+        """Store the job's results (its images are ``first_image …`` of ``output``), then
+        record the state."""
+        job = work.job
+        if self.store.is_cancelled(job.id):
+            return self._outcome(work, "cancelled")
+        faces = len(work.faces.images)
+        with self._timed(work, "store"):
+            results = [
+                self._store_variant(work, k, _items(output, first_image, faces, k), output)
+                for k in range(len(work.variants))
+            ]
+            latent_uri = self._store_latent(work, output.latents, first_image)
+        won = self.store.succeed(
+            job.id, results[0]["uri"], results[0]["intermediates"], input_sha256=work.sha256,
+            metrics={"stages": work.stages, "batch_size": len(output.result)},
+            outputs=results, latent_uri=latent_uri, suppressor=output.suppressor or None,
+        )  # fmt: skip
+        if not won:
+            return self._outcome(work, "cancelled")
+        return self._outcome(work, "succeeded", output_uri=results[0]["uri"])
+
+    def _store_variant(
+        self, work: _Work, k: int, items: list[int], output: PipelineResult
+    ) -> dict[str, Any]:
+        """Paste back, encode and store variant ``k`` (its items: one per face)."""
         from shared.core.storage import output_key
 
         job, options = work.job, work.options
@@ -266,7 +327,7 @@ class JobRunner:
             content_type=options.content_type,
         )
         intermediates = {}
-        if _wants_intermediates(job):
+        if (job.options.get("pipeline") or {}).get("intermediates"):
             for name, tensor in output.intermediates().items():
                 intermediates[name] = self.storage.put(
                     output_key(job.batch_id, job.id, _object_name(name, k, count, "png")),
@@ -277,46 +338,29 @@ class JobRunner:
         return {"label": variant_label(variant), "edits": [e.to_dict() for e in variant],
                 "uri": uri, "intermediates": intermediates}
 
-    def _store_latent(self, work: _Work, first_image: int, output) -> str | None:
-        if not work.options.save_latents or getattr(output, "latents", None) is None:
+    def _store_latent(self, work: _Work, latents: Any, first_image: int) -> str | None:
+        """The job's W+ codes (one per face), with ``save_latents``."""
+        if not work.options.save_latents or latents is None:
             return None
         from shared.core.storage import output_key
         from shared.editing.latents import encode_latent
 
-        faces = len(work.faces.images)
-        codes = output.latents[first_image : first_image + faces]
+        codes = latents[first_image : first_image + len(work.faces.images)]
         data = encode_latent(codes, work.sha256, self.pipeline.bundle.fingerprint)
         return self.storage.put(output_key(work.job.batch_id, work.job.id, "latent.pt"), data,
                                 content_type="application/octet-stream")
 
-    # ------------------------------------------------------------ helpers
+    # ------------------------------------------------------------ outcomes
 
-    def _progress(self, job_ids: Sequence[str], fraction: float, stage: str) -> None:
-        for job_id in job_ids:
-            self.store.set_progress(job_id, fraction, stage)
-        if self.on_progress is not None:
-            self.on_progress(job_ids, fraction)
-
-    def _stage_listener(
-        self, job_ids: list[str], timings: dict[str, float] | None = None
-    ) -> Callable[[str], None]:
-        """Writes progress after each stage and stops the batch once all its jobs are cancelled.
-
-        Jobs cancelled while others in the batch go on are dropped when results are stored.
-        ``timings`` receives the seconds each stage took (its own bookkeeping excluded).
-        """
-        last = [time.perf_counter()]
-
-        def on_stage(stage: str) -> None:
-            if timings is not None:
-                timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - last[0]
-            live = [job_id for job_id in job_ids if not self.store.is_cancelled(job_id)]
-            if not live:
-                raise JobCancelled(f"all {len(job_ids)} job(s) of the batch were cancelled")
-            self._progress(live, STAGE_PROGRESS.get(stage, 0.0), stage)
-            last[0] = time.perf_counter()
-
-        return on_stage
+    def _guard(self, work: _Work, doing: str, step: Callable[[_Work], Any]) -> Any:
+        """Run ``step``; a problem ends this job only (see the module docstring)."""
+        try:
+            return step(work)
+        except FaceditError as exc:
+            return self._end(work, exc)
+        except Exception as exc:  # noqa: BLE001 - a job must fail, never the worker
+            log.exception("%s job %s failed", doing, work.job.id)
+            return self._fail(work, "internal_error", f"{type(exc).__name__}: {exc}")
 
     def _end(self, work: _Work, exc: FaceditError) -> JobOutcome:
         """Fail the job, or give it back to the queue if the error is transient (storage
@@ -331,20 +375,28 @@ class JobRunner:
         self.store.fail(work.job.id, code, message)
         return self._outcome(work, "failed", error_code=code, error_message=message)
 
-    def _outcome(self, work: _Work, status: str, **kwargs) -> JobOutcome:
+    def _outcome(self, work: _Work, status: str, **kwargs: Any) -> JobOutcome:
         return JobOutcome(work.job.id, status, time.perf_counter() - work.started, **kwargs)
 
+    # ------------------------------------------------------------ bookkeeping
 
-STAGE_PROGRESS = {
-    "invert": 0.25, "edit": 0.3, "generate": 0.5, "mask": 0.6, "blend": 0.7, "suppress": 0.9,
-}
+    def _progress(self, job_ids: Sequence[str], step: str) -> None:
+        fraction = PROGRESS.get(step, 0.0)
+        for job_id in job_ids:
+            self.store.set_progress(job_id, fraction, step)
+        if self.on_progress is not None:
+            self.on_progress(job_ids, fraction)
+
+    @contextmanager
+    def _timed(self, work: _Work, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            work.stages[step] = work.stages.get(step, 0.0) + time.perf_counter() - started
 
 
-def _wants_intermediates(job) -> bool:
-    return bool((job.options.get("pipeline") or {}).get("intermediates"))
-
-
-def _items(output, first_image: int, faces: int, k: int) -> list[int]:
+def _items(output: PipelineResult, first_image: int, faces: int, k: int) -> list[int]:
     """Output items of variant ``k`` for the images ``first_image …`` (one per face)."""
     return [output.source.index(image) + k for image in range(first_image, first_image + faces)]
 
@@ -354,7 +406,7 @@ def _object_name(name: str, k: int, count: int, ext: str) -> str:
     return f"{name}.{ext}" if count == 1 else f"{name}.{k}.{ext}"
 
 
-def _group_by_options(works: list[_Work]) -> list[list[_Work]]:
+def _group_by_pipeline_options(works: list[_Work]) -> list[list[_Work]]:
     """Jobs with identical pipeline options run as one batch."""
     groups: dict[str, list[_Work]] = {}
     for work in works:

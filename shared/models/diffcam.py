@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from shared.models.checkpoints import read_checkpoint
 from shared.models.resnet import resnet101
 
 SDEA_LAYERS = (3, 4, 23, 3)
@@ -218,13 +219,7 @@ def load_diffcam(
     ``num_class`` comes from ``fc.weight``; width and depths are read from the keys, so
     toy-sized state dicts load too. Raises ``ValueError`` for anything else.
     """
-    state: Any = path_or_state_dict
-    if isinstance(state, str | os.PathLike):
-        state = torch.load(state, map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping):
-        raise ValueError(
-            f"path_or_state_dict must be a plain state dict, got {type(state).__name__}"
-        )
+    state = read_checkpoint(path_or_state_dict, "path_or_state_dict")
     config = _infer_config(state)
     try:
         with torch.device("meta"):

@@ -20,14 +20,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from shared.models.checkpoints import check_state_dict, read_checkpoint
 from shared.models.irse import STAGE_UNITS, build_body, build_input_layer, scaled
-from shared.models.stylegan2 import (
-    EqualLinear,
-    Generator,
-    check_state_dict,
-    generator_from_state_dict,
-    read_checkpoint,
-)
+from shared.models.stylegan2 import EqualLinear, Generator, generator_from_state_dict
 
 COARSE_END = 3  # styles 0-2 read the stride-16 map (c3)
 MIDDLE_END = 7  # styles 3-6 read the stride-8 map (p2); the rest read the stride-4 map (p1)

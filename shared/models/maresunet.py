@@ -70,6 +70,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from shared.models.checkpoints import read_checkpoint
 from shared.models.resnet import resnet34
 
 _STRIDE = 32
@@ -329,13 +330,7 @@ def load_maresunet(
     The network is returned in eval mode on ``device``. Raises ``ValueError`` for files
     that are not MAResU-Net weights or whose keys/shapes do not match strictly.
     """
-    obj: Any = path_or_state_dict
-    if isinstance(obj, str | os.PathLike):
-        obj = torch.load(obj, map_location="cpu", weights_only=True)
-    if not isinstance(obj, Mapping):
-        raise ValueError(
-            f"path_or_state_dict must be a state dict or checkpoint dict, got {type(obj).__name__}"
-        )
+    obj = read_checkpoint(path_or_state_dict, "path_or_state_dict")
     if "model" in obj:
         state, config = obj["model"], obj.get("config")
         if not isinstance(state, Mapping) or not isinstance(config, Mapping):

@@ -161,16 +161,10 @@ def resnet101(
     return ResNetEncoder(Bottleneck, layers, in_channels=in_channels, width=width)
 
 
-def count_parameters(module: nn.Module) -> int:
-    """Number of parameter elements (works on the ``meta`` device)."""
-    return sum(p.numel() for p in module.parameters())
-
-
 __all__ = [
     "BasicBlock",
     "Bottleneck",
     "ResNetEncoder",
-    "count_parameters",
     "make_layer",
     "resnet34",
     "resnet101",

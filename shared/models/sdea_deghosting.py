@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from shared.models import stylegan2 as sg2
+from shared.models.checkpoints import check_state_dict, read_checkpoint
 
 DEFAULT_BLUR_KERNEL = (1, 3, 3, 1)
 RRDB_CHANNELS, RRDB_GROWTH, DECODER_CHANNELS = 64, 32, 64
@@ -541,14 +542,14 @@ def load_deghosting(
     The configuration is inferred from the keys and shapes and the load is strict; the network
     is returned in eval mode on ``device``. Raises ValueError for anything else.
     """
-    state_dict = sg2.read_checkpoint(path_or_state_dict, "path_or_state_dict")
+    state_dict = read_checkpoint(path_or_state_dict, "path_or_state_dict")
     try:
         config = deghosting_config(state_dict)
         with torch.device("meta"):
             net = Deghosting(**config)
     except ValueError as exc:
         raise ValueError(f"path_or_state_dict: not SDEA deghosting weights: {exc}") from exc
-    sg2.check_state_dict(net, state_dict, "path_or_state_dict")
+    check_state_dict(net, state_dict, "path_or_state_dict")
     net = net.to_empty(device=device)  # every tensor is overwritten by the strict load
     net.load_state_dict(state_dict, strict=True)
     return net.eval()

@@ -22,7 +22,7 @@ Functions
 ---------
 - :func:`region_mask` — hard ({0, 1}) or soft (smooth falloff, ≥ 0.5 exactly inside the hard
   mask) masks, optionally with random jitter of every ellipse (seeded);
-- :func:`activation_mask` — an irregular, blobby soft mask with a smooth falloff, shaped like a
+- :func:`blob_mask` — an irregular, blobby soft mask with a smooth falloff, shaped like a
   differential-activation (Diff-CAM) map of an edit of that region (seeded), for synthesising
   training pairs.
 
@@ -139,7 +139,7 @@ def region_mask(
     return out
 
 
-def activation_mask(
+def blob_mask(
     size: int | tuple[int, int],
     region: str,
     rng: np.random.Generator | int,

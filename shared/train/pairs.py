@@ -32,7 +32,7 @@ Two sources of edits:
        ~4 % of the side plus a radial scaling ×U(0.85, 1.2), Gaussian falloff around the part);
        ``swap`` — the part taken from another aligned face of the folder (its colours and
        illumination differ from this face's: the strongest mismatch).
-    3. The mask: :func:`shared.train.face_regions.activation_mask` around that part (an irregular,
+    3. The mask: :func:`shared.train.face_regions.blob_mask` around that part (an irregular,
        blobby soft map like a Diff-CAM), with values below a random cut U(0.05, 0.3) set to 0 as
        the pipeline's ``mask_threshold`` does — the step at that cut is the hard seam that
        naive compositing leaves.
@@ -176,7 +176,7 @@ def synthetic_pair(
     recipe: str | None = None,
 ) -> Pair:
     """One synthetic edit of an aligned face (see the module docstring for the recipe)."""
-    from shared.train.face_regions import activation_mask
+    from shared.train.face_regions import blob_mask
 
     size = original.shape[0]
     recipes = RECIPES if donor is not None else RECIPES[:2]
@@ -190,7 +190,7 @@ def synthetic_pair(
     if recipe == "warp":
         edited, warp = local_warp(edited, region, rng)
         params["warp"] = warp
-    mask = activation_mask(size, region, rng)
+    mask = blob_mask(size, region, rng)
     cut = float(rng.uniform(0.05, 0.3))
     mask = np.where(mask >= cut, mask, 0.0).astype(np.float32)
     params.update(region=region, mask_cut=round(cut, 4))

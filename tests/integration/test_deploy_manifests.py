@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from packaging.specifiers import SpecifierSet
 
+from shared.core.contracts import JOB_TIME_LIMIT_S  # the Celery hard time limit of one job
 from tests.integration.deploy.files import (
     DockerIgnore,
     Manifest,
@@ -53,7 +54,6 @@ K8S_DIR = REPO / "infra" / "k8s"
 PROMETHEUS_CONFIG = REPO / "infra" / "prometheus" / "prometheus.yml"
 DASHBOARD = REPO / "infra" / "grafana" / "facedit-dashboard.json"
 
-JOB_TIME_LIMIT_S = 900  # the Celery hard time limit of one job (workers/celery_app.py)
 QUEUE = "facedit"  # the Celery queue; with the Redis transport, also the Redis list's name
 NAMESPACE = "facedit"
 COMPOSE_SERVICES = {

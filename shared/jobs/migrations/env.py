@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection that ``JobStore.migrate`` hands over.
+"""Alembic environment: runs on the connection that ``Database.migrate`` hands over.
 
 Run from the command line, ``alembic -c shared/jobs/migrations/alembic.ini upgrade head``
 reads the database URL from ``FACEDIT_DATABASE_URL`` (or the embedded default).
@@ -30,16 +30,16 @@ def run_online() -> None:
         return
 
     from shared.core.config import get_settings
-    from shared.jobs.store import JobStore
+    from shared.jobs.db import Database
 
-    store = JobStore(get_settings().database_url)
+    database = Database(get_settings().database_url)
     try:
-        with store._migration_connection() as connection:
+        with database.migration_connection() as connection:
             run_on(connection)
     finally:
-        store.close()
+        database.close()
 
 
 if context.is_offline_mode():
-    raise SystemExit("facedit migrations run online only (JobStore.migrate)")
+    raise SystemExit("facedit migrations run online only (Database.migrate)")
 run_online()

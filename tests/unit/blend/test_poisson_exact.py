@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from shared.blend import poisson_blend, poisson_blend_with_stats
-from shared.train.face_regions import activation_mask, region_mask
+from shared.train.face_regions import blob_mask, region_mask
 from tests.unit.blend.helpers import perez_reference
 
 # Every test runs with the compiled (CPU) and the tensor (CUDA, no-numba) implementation.
@@ -53,7 +53,7 @@ def test_matches_sparse_direct_solve_at_1024(faces1024):
 
 def test_soft_irregular_mask_is_binarised_at_one_half(faces256):
     source, target = faces256[1], faces256[3]
-    soft = _mask(activation_mask(256, "nose", rng=3))
+    soft = _mask(blob_mask(256, "nose", rng=3))
     out = poisson_blend(source, target, soft)
     assert torch.equal(out, poisson_blend(source, target, soft >= 0.5))
     reference = perez_reference(source, target, soft[0, 0].numpy() >= 0.5)
@@ -89,7 +89,7 @@ def test_several_components_thin_lines_and_single_pixels(faces256):
 def test_random_blobby_masks(faces256):
     source, target = faces256[2], faces256[4]
     for seed, region in enumerate(("face", "brows", "cheeks", "chin")):
-        inside = activation_mask(256, region, rng=seed) >= 0.5
+        inside = blob_mask(256, region, rng=seed) >= 0.5
         out = poisson_blend(source, target, _mask(inside))
         assert _max_error_grey(out, perez_reference(source, target, inside)) < 0.25
 
@@ -150,7 +150,7 @@ def test_batch_items_with_different_masks_equal_per_image_results(faces256):
     masks = torch.stack([
         torch.from_numpy(region_mask(256, "mouth"))[None],
         torch.zeros(1, 256, 256),
-        torch.from_numpy(activation_mask(256, "eyes", rng=1))[None],
+        torch.from_numpy(blob_mask(256, "eyes", rng=1))[None],
     ])
     batch = poisson_blend(sources, targets, masks)
     for i in range(3):

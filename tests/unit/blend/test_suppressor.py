@@ -14,7 +14,7 @@ from shared.blend import (
     naive_blend,
     poisson_blend,
 )
-from shared.train.face_regions import activation_mask
+from shared.train.face_regions import blob_mask
 
 
 class _ConstantResidual(nn.Module):
@@ -29,7 +29,7 @@ class _ConstantResidual(nn.Module):
 
 @pytest.fixture
 def triple(faces256):
-    mask = torch.from_numpy(activation_mask(256, "mouth", rng=7))[None, None]
+    mask = torch.from_numpy(blob_mask(256, "mouth", rng=7))[None, None]
     return faces256[0], faces256[1], mask
 
 

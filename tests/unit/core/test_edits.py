@@ -93,18 +93,17 @@ def test_variants_expand_one_sweep_with_the_other_edits():
         check_request([])
 
 
-def test_sweep_dict_round_trip_and_store_check():
-    from shared.jobs.store import check_edits
-
+def test_sweep_dict_round_trip():
     spec = parse_edit("smile=-3:3:7@2-8")
     data = spec.to_dict()
     assert data == {"attribute": "smile", "sweep": {"start": -3.0, "end": 3.0, "steps": 7},
                     "layers": [2, 8]}
     assert EditSpec.from_dict(data) == spec
-    assert check_edits([data]) == [data]
     with pytest.raises(InvalidEditRequest, match="not both"):
         EditSpec.from_dict({**data, "strength": 1})
+    with pytest.raises(InvalidEditRequest, match="either strength or sweep"):
+        EditSpec.from_dict({"attribute": "smile"})
     with pytest.raises(InvalidEditRequest, match="steps"):
-        check_edits([{"attribute": "smile", "sweep": {"start": 0, "end": 1, "steps": "7"}}])
+        EditSpec.from_dict({"attribute": "smile", "sweep": {"start": 0, "end": 1, "steps": "7"}})
     with pytest.raises(InvalidEditRequest, match="outside"):
         EditSpec.from_dict({"attribute": "smile", "sweep": {"start": 0, "end": 1, "steps": 99}})

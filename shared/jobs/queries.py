@@ -1,0 +1,187 @@
+"""Reads of jobs and batches: records, pages, counts by status, the idempotency lookup and
+the finished jobs /metrics observes.
+
+Each read is a function of an open connection, so that a write transaction can read through
+it too (``create_batch`` looks up its idempotency key, a webhook delivery counts its batch's
+jobs); :class:`JobQueries` runs each in a read transaction of its own, and
+:class:`~shared.jobs.store.JobStore` inherits it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from shared.core.contracts import JobStatus
+from shared.jobs.checks import check_int, job_status
+from shared.jobs.db import Database
+from shared.jobs.records import BatchRecord, FinishedJob, JobRecord, from_row, job_record
+from shared.jobs.tables import Batch, Job
+
+jobs_table = Job.__table__
+batches_table = Batch.__table__
+
+
+def get_job(connection: Connection, job_id: str, owner: str | None = None) -> JobRecord | None:
+    """The job, or None if there is none (or it belongs to another owner)."""
+    query = select(jobs_table).where(jobs_table.c.id == job_id)
+    if owner is not None:
+        query = query.where(jobs_table.c.owner == owner)
+    row = connection.execute(query).first()
+    return None if row is None else job_record(row._mapping)
+
+
+def get_batch(
+    connection: Connection, batch_id: str, owner: str | None = None
+) -> BatchRecord | None:
+    """The batch, or None if there is none (or it belongs to another owner)."""
+    query = select(batches_table).where(batches_table.c.id == batch_id)
+    if owner is not None:
+        query = query.where(batches_table.c.owner == owner)
+    row = connection.execute(query).first()
+    return None if row is None else _batch_record(connection, row._mapping)
+
+
+def find_idempotent(connection: Connection, owner: str | None, key: str) -> BatchRecord | None:
+    """The batch ``owner`` created with Idempotency-Key ``key``, if any (the anonymous
+    owner, None, is one owner too: the unique index uses the same COALESCE)."""
+    row = connection.execute(
+        select(batches_table).where(
+            func.coalesce(batches_table.c.owner, "") == (owner or ""),
+            batches_table.c.idempotency_key == key,
+        )
+    ).first()
+    return None if row is None else _batch_record(connection, row._mapping)
+
+
+def _batch_record(connection: Connection, row: Any) -> BatchRecord:
+    job_ids = connection.scalars(
+        select(jobs_table.c.id)
+        .where(jobs_table.c.batch_id == row["id"])
+        .order_by(jobs_table.c.position)
+    ).all()
+    return from_row(BatchRecord, row, job_ids=tuple(job_ids))
+
+
+def list_jobs(
+    connection: Connection,
+    batch_id: str,
+    status: JobStatus | str | None = None,
+    offset: int = 0,
+    limit: int = 100,
+    owner: str | None = None,
+) -> list[JobRecord]:
+    """A page of the batch's jobs in submission order, optionally of one status."""
+    check_int("offset", offset, 0)
+    check_int("limit", limit, 1, 1000)
+    query = select(jobs_table).where(jobs_table.c.batch_id == batch_id)
+    if status is not None:
+        query = query.where(jobs_table.c.status == job_status(status).value)
+    if owner is not None:
+        query = query.where(jobs_table.c.owner == owner)
+    query = query.order_by(jobs_table.c.position).offset(offset).limit(limit)
+    return [job_record(row._mapping) for row in connection.execute(query)]
+
+
+def count_by_status(
+    connection: Connection,
+    batch_ids: Collection[str] | None = None,
+    statuses: Collection[JobStatus | str] | None = None,
+) -> dict[str, int]:
+    """How many jobs are in each status — every status, zeros included — of the batches
+    ``batch_ids`` (default: all jobs), counting only ``statuses`` (default: all)."""
+    counts = {status.value: 0 for status in JobStatus}
+    query = select(jobs_table.c.status, func.count()).group_by(jobs_table.c.status)
+    if batch_ids is not None:
+        query = query.where(jobs_table.c.batch_id.in_(list(batch_ids)))
+    if statuses is not None:
+        query = query.where(jobs_table.c.status.in_([job_status(s).value for s in statuses]))
+    for status, count in connection.execute(query):
+        counts[status] = count
+    return counts
+
+
+def status_of(connection: Connection, job_id: str) -> JobStatus | None:
+    """The job's status (None for an unknown job)."""
+    status = connection.scalar(select(jobs_table.c.status).where(jobs_table.c.id == job_id))
+    return None if status is None else JobStatus(status)
+
+
+def finished_jobs(connection: Connection, since: datetime, limit: int) -> list[FinishedJob]:
+    """Succeeded and failed jobs that finished after ``since``, in finishing order (at most
+    ``limit``)."""
+    check_int("limit", limit, 1)
+    query = (
+        select(*(jobs_table.c[f.name] for f in dataclasses.fields(FinishedJob)))
+        .where(
+            jobs_table.c.finished_at > since,
+            jobs_table.c.status.in_([JobStatus.SUCCEEDED.value, JobStatus.FAILED.value]),
+        )
+        .order_by(jobs_table.c.finished_at)
+        .limit(limit)
+    )
+    return [
+        from_row(FinishedJob, row._mapping, status=JobStatus(row.status))
+        for row in connection.execute(query)
+    ]
+
+
+class JobQueries:
+    """The reads above, each in a read transaction of its own (same names and arguments,
+    without the connection)."""
+
+    db: Database
+
+    def get_job(self, job_id: str, owner: str | None = None) -> JobRecord | None:
+        """The job, or None if there is none (or it belongs to another owner)."""
+        with self.db.transaction(write=False) as connection:
+            return get_job(connection, job_id, owner)
+
+    def get_batch(self, batch_id: str, owner: str | None = None) -> BatchRecord | None:
+        """The batch, or None if there is none (or it belongs to another owner)."""
+        with self.db.transaction(write=False) as connection:
+            return get_batch(connection, batch_id, owner)
+
+    def find_idempotent(self, owner: str | None, key: str) -> BatchRecord | None:
+        """The batch ``owner`` created with Idempotency-Key ``key``, if any."""
+        with self.db.transaction(write=False) as connection:
+            return find_idempotent(connection, owner, key)
+
+    def list_jobs(
+        self,
+        batch_id: str,
+        status: JobStatus | str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+        owner: str | None = None,
+    ) -> list[JobRecord]:
+        """A page of the batch's jobs in submission order, optionally of one status."""
+        with self.db.transaction(write=False) as connection:
+            return list_jobs(connection, batch_id, status, offset, limit, owner)
+
+    def count_by_status(
+        self,
+        batch_ids: Collection[str] | None = None,
+        statuses: Collection[JobStatus | str] | None = None,
+    ) -> dict[str, int]:
+        """How many jobs are in each status (see :func:`count_by_status`)."""
+        with self.db.transaction(write=False) as connection:
+            return count_by_status(connection, batch_ids, statuses)
+
+    def batch_counts(self, batch_id: str) -> dict[str, int]:
+        """How many of the batch's jobs are in each status (every status, zeros included)."""
+        return self.count_by_status(batch_ids=[batch_id])
+
+    def is_cancelled(self, job_id: str) -> bool:
+        """Whether the job was cancelled (False for an unknown job)."""
+        with self.db.transaction(write=False) as connection:
+            return status_of(connection, job_id) == JobStatus.CANCELLED
+
+    def finished_jobs(self, since: datetime, limit: int) -> list[FinishedJob]:
+        """Succeeded and failed jobs that finished after ``since``, oldest first."""
+        with self.db.transaction(write=False) as connection:
+            return finished_jobs(connection, since, limit)
