@@ -271,13 +271,13 @@ class EditPipeline:
 
         w = self._latents(original, latents)
         notify("invert")
-        generated, feats_orig = render(bundle.generator, w)
+        reconstruction: dict[str, Any] = {}  # G(w) and its features, rendered once
         chunk = self.max_items or len(flat)
         parts: list[dict[str, torch.Tensor]] = []
         for begin in range(0, len(flat), chunk):
             index = source[begin : begin + chunk]
             parts.append(self._edit_items(
-                w, original, generated, feats_orig, index, flat[begin : begin + chunk],
+                w, original, reconstruction, index, flat[begin : begin + chunk],
                 suppress, suppressor_name, notify,
             ))  # fmt: skip
         out = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
@@ -305,12 +305,15 @@ class EditPipeline:
         return torch.stack(codes)
 
     def _edit_items(
-        self, w, original, generated, feats_orig, index, edits, suppress, suppressor_name, notify
+        self, w, original, reconstruction, index, edits, suppress, suppressor_name, notify
     ) -> dict[str, torch.Tensor]:
         """The edit → generate → mask → blend → suppress stages for some items."""
         cfg, bundle, size = self.config, self.bundle, self.output_size
         w_edit = edit_latents(w[index], edits, bundle.direction)
         notify("edit")
+        if not reconstruction:  # first chunk: G(w) of every image, counted as "generate"
+            reconstruction["image"], reconstruction["features"] = render(bundle.generator, w)
+        generated, feats_orig = reconstruction["image"], reconstruction["features"]
         edited_native, feats_edit = render(bundle.generator, w_edit)
         edited = resize(edited_native, size)
         notify("generate")
