@@ -1,16 +1,15 @@
-"""The workers' attribute catalog, read from Redis (published by workers/catalog.py; the
-document is :class:`shared.core.catalog.PublishedCatalog`)."""
+"""The workers' attribute catalog, read from the job database (published there by
+workers/catalog.py, so a Redis restart loses nothing; the document is
+:class:`shared.core.catalog.PublishedCatalog`)."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from api.errors import ApiError
-from shared.core.catalog import catalog_key
 
 CACHE_SECONDS = 5.0
 
@@ -37,11 +36,11 @@ class Catalog:
 
 
 class CatalogReader:
-    """Reads the catalog, caching it for a few seconds."""
+    """Reads the catalog from the job database, caching it for a few seconds."""
 
-    def __init__(self, redis_client: Any, queue: str) -> None:
-        self.redis = redis_client
-        self.key = catalog_key(queue)
+    def __init__(self, store: Any, queue: str) -> None:
+        self.store = store
+        self.queue = queue
         self._cached: tuple[float, Catalog | None] = (0.0, None)
         self._lock = threading.Lock()
 
@@ -51,8 +50,8 @@ class CatalogReader:
         at, catalog = self._cached
         if catalog is None or now - at > CACHE_SECONDS:
             with self._lock:
-                raw = self.redis.get(self.key)
-                catalog = Catalog(json.loads(raw)) if raw else None
+                document = self.store.read_catalog(self.queue)
+                catalog = Catalog(document) if document else None
                 self._cached = (now, catalog)
         if catalog is None:
             raise ApiError(

@@ -57,7 +57,7 @@ def build_context(settings: Settings) -> ApiContext:
         deliveries=WebhookDeliveries(store),
         queue=TaskQueue(settings),
         redis=client,
-        catalog=CatalogReader(client, settings.queue),
+        catalog=CatalogReader(store, settings.queue),
         metrics=ApiMetrics(store, client, settings.queue),
         webhook_allow_hosts=parse_allow_hosts(settings.webhook_allow_hosts),
         head_revision=store.head_revision(),

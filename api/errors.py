@@ -10,7 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.core.errors import FaceditError
+
 log = logging.getLogger(__name__)
+RETRY_AFTER_S = 5  # what a 503 for a dependency outage tells clients to wait
 
 
 class ApiError(Exception):
@@ -79,6 +82,15 @@ def describe_validation(exc: RequestValidationError) -> tuple[int, str, str]:
     return 422, code, message
 
 
+def _body_unparsable(exc: StarletteHTTPException) -> bool:
+    """FastAPI's own 400 for a body its JSON parser gave up on (e.g. RecursionError on
+    deeply nested arrays), as opposed to the JSON syntax errors validation reports."""
+    cause = exc.__cause__ or exc.__context__
+    return isinstance(cause, RecursionError | ValueError) or (
+        isinstance(exc.detail, str) and "parsing the body" in exc.detail
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -89,11 +101,24 @@ def install_error_handlers(app: FastAPI) -> None:
         status, code, message = describe_validation(exc)
         return error_response(status, code, message)
 
+    @app.exception_handler(FaceditError)
+    async def _dependency(_: Request, exc: FaceditError) -> JSONResponse:
+        """A dependency that is down (database, storage, broker): 503 with Retry-After —
+        the request changed nothing and may be sent again."""
+        if exc.transient:
+            return error_response(503, exc.code, exc.message,
+                                  {"Retry-After": str(RETRY_AFTER_S)})
+        log.error("unhandled %s: %s", exc.code, exc.message)
+        return error_response(500, exc.code, exc.message)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
         code = codes.get(exc.status_code, f"http_{exc.status_code}")
         message = exc.detail if isinstance(exc.detail, str) else code
+        if exc.status_code == 400 and _body_unparsable(exc):
+            code = "invalid_json"
+            message = "the request body is not valid JSON (or is nested too deeply to read)"
         return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

@@ -18,6 +18,7 @@ replicas each one counts every job, which leaves quantiles unchanged.
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +32,8 @@ STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 OVERLAP = timedelta(seconds=60)
 MAX_ROWS_PER_SCRAPE = 50_000
+
+log = logging.getLogger(__name__)
 
 
 class _StateCollector:
@@ -47,7 +50,11 @@ class _StateCollector:
         depth = GaugeMetricFamily(
             "facedit_queue_depth", "Messages waiting in the Celery queue."
         )
-        depth.add_metric([], float(self.redis.llen(self.queue)))
+        try:
+            depth.add_metric([], float(self.redis.llen(self.queue)))
+        except Exception as exc:  # noqa: BLE001 - broker down: no sample, not a failed scrape
+            log.warning("queue depth unavailable: %s", exc)
+            return
         yield depth
 
 

@@ -9,7 +9,7 @@ import math
 from celery import Celery
 
 from shared.core.config import Settings
-from shared.core.contracts import DELIVER_WEBHOOK_TASK, PROCESS_JOBS_TASK, VISIBILITY_TIMEOUT_S
+from shared.core.contracts import DELIVER_WEBHOOK_TASK, PROCESS_JOBS_TASK
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class TaskQueue:
         self.queue = settings.queue
         self.batch_size = settings.batch_size
         self.app = Celery("facedit-api", broker=settings.broker_url, set_as_current=False)
-        transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+        transport_options = {"visibility_timeout": settings.visibility_timeout_seconds}
         self.app.conf.update(
             task_default_queue=settings.queue,
             task_serializer="json",

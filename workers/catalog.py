@@ -14,13 +14,12 @@ the catalog is last-writer-wins.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.core.catalog import CatalogAttribute, PublishedCatalog, catalog_key
+from shared.core.catalog import CatalogAttribute, PublishedCatalog
 from shared.editing.null_pipeline import NullPipeline
 
 
@@ -79,6 +78,7 @@ def describe(pipeline: Any, models: str) -> PublishedCatalog:
     )
 
 
-def publish(client: Any, queue: str, catalog: PublishedCatalog) -> None:
-    """Write the catalog to Redis (``client``: a redis.Redis)."""
-    client.set(catalog_key(queue), json.dumps(catalog.model_dump(), sort_keys=True))
+def publish(store: Any, queue: str, catalog: PublishedCatalog) -> None:
+    """Record the catalog in the job database (``store``: a shared.jobs.JobStore), where the
+    API reads it — it survives a Redis restart or data loss."""
+    store.publish_catalog(queue, catalog.model_dump())

@@ -13,8 +13,8 @@ Delivery guarantees, and where each setting comes in:
 - ``visibility_timeout`` (Redis): an unacknowledged message is redelivered after this
   long. It must outlast the task time limit, or a long task would run twice; it is set in
   every place Celery reads transport options (broker and result backend).
-- time limits: hard ``JOB_TIME_LIMIT_S`` (900 s; compose and Kubernetes give workers a
-  960 s grace period), soft 30 s earlier so jobs are failed cleanly.
+- time limits: hard ``FACEDIT_TASK_TIME_LIMIT_SECONDS`` (default 900 s; compose and
+  Kubernetes give workers a 960 s grace period), soft 30 s earlier so jobs are failed cleanly.
 
 This module imports nothing of workers/ (as Celery's example apps: the app module knows
 its project only by name). The worker imports the ``include`` modules when it starts,
@@ -29,10 +29,9 @@ from celery import Celery
 from kombu import Queue
 
 from shared.core.config import Settings, get_settings
-from shared.core.contracts import JOB_TIME_LIMIT_S, VISIBILITY_TIMEOUT_S
 
 WORKER_MODULES = ["workers.tasks", "workers.signals"]
-JOB_SOFT_TIME_LIMIT_S = JOB_TIME_LIMIT_S - 30
+SOFT_TIME_LIMIT_MARGIN_S = 30  # the soft limit comes this much earlier (at least half the hard)
 # Loading official weights onto a GPU takes a while; Celery's default (4 s) would kill the
 # pool process during worker_process_init.
 PROCESS_ALIVE_TIMEOUT_S = 300.0
@@ -41,7 +40,8 @@ PROCESS_ALIVE_TIMEOUT_S = 300.0
 def make_celery(settings: Settings | None = None) -> Celery:
     """The worker app for ``settings`` (default: the environment's)."""
     settings = settings or get_settings()
-    transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    transport_options = {"visibility_timeout": settings.visibility_timeout_seconds}
+    limit = settings.task_time_limit_seconds
     app = Celery("facedit", broker=settings.broker_url, include=WORKER_MODULES)
     app.conf.update(
         task_queues=[Queue(settings.queue, routing_key=settings.queue)],
@@ -59,8 +59,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
-        task_time_limit=JOB_TIME_LIMIT_S,
-        task_soft_time_limit=JOB_SOFT_TIME_LIMIT_S,
+        task_time_limit=limit,
+        task_soft_time_limit=max(limit // 2, limit - SOFT_TIME_LIMIT_MARGIN_S),
         worker_proc_alive_timeout=PROCESS_ALIVE_TIMEOUT_S,
         worker_send_task_events=True,
         task_send_sent_event=True,

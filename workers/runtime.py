@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -67,6 +68,34 @@ def assign_gpu(index: int | None) -> None:
 
 
 @dataclass
+class DependencyBackoff:
+    """A worker whose every job just failed for a dependency (storage, database, broker) waits
+    before it claims more — 1 s, doubling, at most ``max_s`` — instead of burning through the
+    queue while the dependency is down; one success resets it."""
+
+    first_s: float = 1.0
+    max_s: float = 60.0
+    failures: int = 0
+    until: float = 0.0
+
+    def record(self, outcomes: Sequence[Any]) -> None:
+        if outcomes and all(o.status == "queued" and o.error_code for o in outcomes):
+            self.failures += 1
+            delay = min(self.max_s, self.first_s * 2 ** min(self.failures - 1, 30))
+            self.until = time.monotonic() + delay * random.uniform(0.5, 1.0)
+            log.warning("every job of the batch hit an unavailable dependency (%s); waiting "
+                        "%.1f s before claiming more", outcomes[0].error_code,
+                        self.until - time.monotonic())
+        elif outcomes:
+            self.failures, self.until = 0, 0.0
+
+    def wait(self) -> None:
+        remaining = self.until - time.monotonic()
+        if remaining > 0:
+            time.sleep(min(remaining, self.max_s))
+
+
+@dataclass
 class WorkerRuntime:
     settings: Settings
     store: JobStore
@@ -75,6 +104,7 @@ class WorkerRuntime:
     worker_id: str
     deliveries: WebhookDeliveries
     catalog_published: float = 0.0
+    backoff: DependencyBackoff = field(default_factory=lambda: DependencyBackoff())
     _redis: Any = field(default=None, repr=False)
 
     @property
@@ -104,7 +134,7 @@ class WorkerRuntime:
 
         if not force and time.monotonic() - self.catalog_published < CATALOG_REFRESH_S:
             return
-        publish(self.redis, self.settings.queue, describe(self.pipeline, self.settings.models))
+        publish(self.store, self.settings.queue, describe(self.pipeline, self.settings.models))
         self.catalog_published = time.monotonic()
 
     def close(self) -> None:

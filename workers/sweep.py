@@ -5,9 +5,10 @@ Every ``FACEDIT_SWEEP_INTERVAL_SECONDS`` one worker (a Redis lock elects it):
 1. requeues ``running`` jobs whose lease expired — their worker died — via
    ``JobStore.requeue_expired``; a job whose attempts are used up (it keeps killing
    workers) is failed with ``worker_lost`` instead of looping;
-2. makes sure every queued job has a message to wake a worker: if the queue holds fewer
-   "process" messages than the queued jobs need (jobs requeued above, messages lost with a
-   Redis restart, an API that could not reach the broker), it sends the difference.
+2. makes sure every queued job that is due has a message to wake a worker: if the queue holds
+   fewer "process" messages than those jobs need (jobs requeued above or after a transient
+   failure's backoff, messages lost with a Redis restart, an API that could not reach the
+   broker), it sends the difference.
    Extra messages are harmless: a task that finds nothing to claim returns at once;
 3. sends again the webhook deliveries that have been pending, untouched, for longer than
    any retry backoff (their message was lost).
@@ -22,7 +23,7 @@ from typing import Any
 
 from shared.core.config import Settings
 from shared.core.contracts import DELIVER_WEBHOOK_TASK, PROCESS_JOBS_TASK
-from shared.jobs import JobStatus, JobStore
+from shared.jobs import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,9 @@ def lock_key(queue: str) -> str:
 
 
 def queued_jobs(store: JobStore) -> int:
-    return store.count_by_status(statuses=[JobStatus.QUEUED])[JobStatus.QUEUED]
+    """Queued jobs a worker may claim now (not those waiting out a transient-retry backoff:
+    their message is sent by the sweep after the backoff)."""
+    return store.due_jobs()
 
 
 def sweep_once(store: JobStore, redis_client: Any, app: Any, settings: Settings) -> dict[str, int]:

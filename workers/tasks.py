@@ -8,7 +8,7 @@ from typing import Any
 import redis.exceptions
 
 from shared.core.contracts import DELIVER_WEBHOOK_TASK, PROCESS_JOBS_TASK
-from shared.core.errors import StorageUnavailable
+from shared.core.errors import BrokerUnavailable, StorageUnavailable
 from shared.core.webhooks import backoff_seconds, owner_secret, parse_allow_hosts, post
 from shared.jobs import TRANSIENT_DATABASE_ERRORS
 from workers.celery_app import celery_app
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 # Worth retrying the whole task: the database, the broker or the storage is unreachable.
 TRANSIENT_ERRORS = (
     StorageUnavailable,
+    BrokerUnavailable,
     *TRANSIENT_DATABASE_ERRORS,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
@@ -38,6 +39,7 @@ RETRY_OPTIONS: dict[str, Any] = {
 def process_jobs() -> dict[str, Any]:
     """Claim up to FACEDIT_BATCH_SIZE queued jobs and run them as one batch."""
     runtime = get_runtime()
+    runtime.backoff.wait()
     jobs = runtime.claim()
     if not jobs:
         return {"claimed": 0}
@@ -47,6 +49,7 @@ def process_jobs() -> dict[str, Any]:
     except BaseException as exc:
         _give_back(runtime, [job.id for job in jobs], exc)
         raise
+    runtime.backoff.record(outcomes)
     _announce_completions(runtime, {job.batch_id for job in jobs})
     try:
         runtime.publish_catalog()
@@ -59,14 +62,25 @@ def process_jobs() -> dict[str, Any]:
 
 
 def _give_back(runtime: WorkerRuntime, job_ids: list[str], exc: BaseException) -> None:
-    """The task is failing as a whole (database error, time limit): return the jobs it
-    still holds to the queue, or fail them once their attempts are used up."""
+    """The task is failing as a whole: return the jobs it still holds to the queue. A
+    dependency outage postpones them (no attempt used); anything else (a time limit, a bug)
+    counts as an attempt, so a job that keeps doing it fails once its attempts are used up."""
     message = f"the worker's task failed: {type(exc).__name__}: {exc}"[:2000]
+    settings = runtime.settings
     for job_id in job_ids:
         try:
-            runtime.store.release(job_id, "worker_error", message, worker_id=runtime.worker_id)
+            if isinstance(exc, TRANSIENT_ERRORS):
+                code = getattr(exc, "code", "dependency_unavailable")
+                runtime.store.postpone(
+                    job_id, code, message, first_delay_s=settings.transient_retry_seconds,
+                    budget_s=settings.transient_retry_budget_seconds,
+                    worker_id=runtime.worker_id,
+                )  # fmt: skip
+            else:
+                runtime.store.release(job_id, "worker_error", message,
+                                      worker_id=runtime.worker_id)
         except Exception:  # noqa: BLE001 - the lease expiry requeues it instead
-            log.warning("could not release job %s", job_id, exc_info=True)
+            log.warning("could not give back job %s", job_id, exc_info=True)
 
 
 def _announce_completions(runtime: WorkerRuntime, batch_ids: set[str]) -> None:

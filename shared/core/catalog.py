@@ -1,9 +1,10 @@
 """The attribute catalog: what the workers' models offer, as the API learns it.
 
-The API never imports torch, so it cannot load the models. Each worker process writes this
-document to Redis under :func:`catalog_key` (``workers/catalog.py``); the API reads it to
-answer ``GET /v1/attributes`` (its response schema is derived from :class:`AttributeCatalog`)
-and to check submissions. Only the key and the document's shape are here: no Redis, no torch.
+The API never imports torch, so it cannot load the models. Each worker process records this
+document in the job database, one row per queue (``workers/catalog.py`` →
+``JobStore.publish_catalog``), where it survives Redis restarts and data loss; the API reads it
+to answer ``GET /v1/attributes`` (its response schema is derived from
+:class:`AttributeCatalog`) and to check submissions. Only the document's shape is here.
 """
 
 from __future__ import annotations
@@ -11,11 +12,6 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 CATALOG_VERSION = 1
-
-
-def catalog_key(queue: str) -> str:
-    """The Redis key of the catalog published by the workers of ``queue``."""
-    return f"{queue}:catalog"
 
 
 class CatalogAttribute(BaseModel):

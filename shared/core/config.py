@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.core.contracts import JOB_TIME_LIMIT_S, VISIBILITY_TIMEOUT_S
+
 
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -53,9 +55,19 @@ class Settings(BaseSettings):
     webhook_retry_seconds: float = Field(default=5.0, gt=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    # Reliability: a task's hard time limit; how transient failures are retried per job.
+    task_time_limit_seconds: int = Field(default=JOB_TIME_LIMIT_S, ge=5)
+    transient_retry_seconds: float = Field(default=2.0, gt=0)  # first backoff, then doubling
+    transient_retry_budget_seconds: float = Field(default=900.0, gt=0)
     # Client side (`facedit submit` / `facedit status`).
     api_url: str = "http://127.0.0.1:8000"
     api_key: str = ""
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        """How long the broker waits for a task's acknowledgement before redelivering it:
+        well beyond the task time limit, or a long task would run twice."""
+        return max(VISIBILITY_TIMEOUT_S, 2 * self.task_time_limit_seconds)
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:

@@ -43,6 +43,24 @@ class StorageUnavailable(FaceditError):
     transient = True
 
 
+class DatabaseUnavailable(FaceditError):
+    """The job database cannot be reached (down, restarting, connection dropped)."""
+
+    code = "database_unavailable"
+    transient = True
+
+    def __init__(self, message: str, *, disconnected: bool = False) -> None:
+        super().__init__(message)
+        self.disconnected = disconnected  # the connection died: a retry on a new one may work
+
+
+class BrokerUnavailable(FaceditError):
+    """The message broker (Redis) cannot be reached."""
+
+    code = "broker_unavailable"
+    transient = True
+
+
 class ModelUnavailable(FaceditError):
     code = "model_unavailable"
 

@@ -9,29 +9,42 @@ rules of each backend:
 - PostgreSQL: ``pool_pre_ping`` (connections that died with a restart are replaced), and
   migrations serialised by an advisory lock.
 
+A database that cannot be reached — down, restarting, a connection dropped mid-transaction —
+surfaces as :class:`~shared.core.errors.DatabaseUnavailable` (transient, code
+``database_unavailable``), never as a driver exception; :func:`survives_disconnects` retries an
+operation whose connection died on a fresh one.
+
 Migrations are Alembic's (``migrations/versions``); :meth:`Database.migrate` runs them.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.pool import StaticPool
 
+from shared.core.errors import DatabaseUnavailable
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
+P = ParamSpec("P")
+T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Worth retrying a whole task: the database is unreachable, restarting or busy.
-TRANSIENT_DATABASE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+TRANSIENT_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DatabaseUnavailable, OperationalError, InterfaceError,
+)
+RECONNECT_DELAYS_S = (0.1, 0.5, 1.5)  # retries of an operation whose connection died
 # pg_advisory_xact_lock key serialising concurrent migrate() calls ("facedit" in ASCII).
 _MIGRATION_LOCK_KEY = 0x66616365646974
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -53,11 +66,17 @@ class Database:
         """A connection in a transaction, committed when the block ends (rolled back if it
         raises). ``write=True`` for anything that may write: on SQLite it begins with
         ``BEGIN IMMEDIATE``."""
-        with self.engine.connect() as connection:
-            if write and self.dialect == "sqlite":
-                connection = connection.execution_options(facedit_sqlite_begin="IMMEDIATE")
-            with connection.begin():
-                yield connection
+        try:
+            with self.engine.connect() as connection:
+                if write and self.dialect == "sqlite":
+                    connection = connection.execution_options(facedit_sqlite_begin="IMMEDIATE")
+                with connection.begin():
+                    yield connection
+        except (OperationalError, InterfaceError) as exc:
+            raise DatabaseUnavailable(
+                f"the job database is unavailable: {_first_line(exc)}",
+                disconnected=bool(getattr(exc, "connection_invalidated", False)),
+            ) from exc
 
     def close(self) -> None:
         """Close pooled connections (the database stays usable; new ones open on demand)."""
@@ -103,6 +122,30 @@ class Database:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
                 )
             yield connection
+
+
+def survives_disconnects(operation: Callable[P, T]) -> Callable[P, T]:
+    """Run ``operation`` again (up to 3 times, short pauses) when its connection died —
+    e.g. PostgreSQL terminated the backend — and the database is reachable again. Only for
+    operations that are safe to repeat: the store's conditional UPDATEs and reads."""
+
+    @functools.wraps(operation)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        for delay in (*RECONNECT_DELAYS_S, None):
+            try:
+                return operation(*args, **kwargs)
+            except DatabaseUnavailable as exc:
+                if delay is None or not exc.disconnected:
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:

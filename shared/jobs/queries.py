@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, or_, select
 
 from shared.core.contracts import JobStatus
 from shared.jobs.checks import check_int, job_status
-from shared.jobs.db import Database
+from shared.jobs.db import Database, survives_disconnects
 from shared.jobs.records import BatchRecord, FinishedJob, JobRecord, from_row, job_record
-from shared.jobs.tables import Batch, Job
+from shared.jobs.tables import Batch, Catalog, Job
 
 jobs_table = Job.__table__
 batches_table = Batch.__table__
+catalogs_table = Catalog.__table__
 
 
 def get_job(connection: Connection, job_id: str, owner: str | None = None) -> JobRecord | None:
@@ -105,6 +106,23 @@ def count_by_status(
     return counts
 
 
+def due_jobs(connection: Connection, now: datetime) -> int:
+    """Queued jobs that may be claimed now (not waiting out a transient-retry backoff)."""
+    return int(connection.scalar(
+        select(func.count()).where(
+            jobs_table.c.status == JobStatus.QUEUED.value,
+            or_(jobs_table.c.not_before.is_(None), jobs_table.c.not_before <= now),
+        )
+    ) or 0)
+
+
+def read_catalog(connection: Connection, queue: str) -> dict[str, Any] | None:
+    """The attribute catalog the workers of ``queue`` last published, or None."""
+    return connection.scalar(
+        select(catalogs_table.c.document).where(catalogs_table.c.queue == queue)
+    )
+
+
 def status_of(connection: Connection, job_id: str) -> JobStatus | None:
     """The job's status (None for an unknown job)."""
     status = connection.scalar(select(jobs_table.c.status).where(jobs_table.c.id == job_id))
@@ -136,21 +154,25 @@ class JobQueries:
 
     db: Database
 
+    @survives_disconnects
     def get_job(self, job_id: str, owner: str | None = None) -> JobRecord | None:
         """The job, or None if there is none (or it belongs to another owner)."""
         with self.db.transaction(write=False) as connection:
             return get_job(connection, job_id, owner)
 
+    @survives_disconnects
     def get_batch(self, batch_id: str, owner: str | None = None) -> BatchRecord | None:
         """The batch, or None if there is none (or it belongs to another owner)."""
         with self.db.transaction(write=False) as connection:
             return get_batch(connection, batch_id, owner)
 
+    @survives_disconnects
     def find_idempotent(self, owner: str | None, key: str) -> BatchRecord | None:
         """The batch ``owner`` created with Idempotency-Key ``key``, if any."""
         with self.db.transaction(write=False) as connection:
             return find_idempotent(connection, owner, key)
 
+    @survives_disconnects
     def list_jobs(
         self,
         batch_id: str,
@@ -163,6 +185,7 @@ class JobQueries:
         with self.db.transaction(write=False) as connection:
             return list_jobs(connection, batch_id, status, offset, limit, owner)
 
+    @survives_disconnects
     def count_by_status(
         self,
         batch_ids: Collection[str] | None = None,
@@ -172,16 +195,31 @@ class JobQueries:
         with self.db.transaction(write=False) as connection:
             return count_by_status(connection, batch_ids, statuses)
 
+    @survives_disconnects
     def batch_counts(self, batch_id: str) -> dict[str, int]:
         """How many of the batch's jobs are in each status (every status, zeros included)."""
         return self.count_by_status(batch_ids=[batch_id])
 
+    @survives_disconnects
     def is_cancelled(self, job_id: str) -> bool:
         """Whether the job was cancelled (False for an unknown job)."""
         with self.db.transaction(write=False) as connection:
             return status_of(connection, job_id) == JobStatus.CANCELLED
 
+    @survives_disconnects
     def finished_jobs(self, since: datetime, limit: int) -> list[FinishedJob]:
         """Succeeded and failed jobs that finished after ``since``, oldest first."""
         with self.db.transaction(write=False) as connection:
             return finished_jobs(connection, since, limit)
+
+    @survives_disconnects
+    def due_jobs(self) -> int:
+        """Queued jobs that may be claimed now (see :func:`due_jobs`)."""
+        with self.db.transaction(write=False) as connection:
+            return due_jobs(connection, datetime.now(UTC))
+
+    @survives_disconnects
+    def read_catalog(self, queue: str) -> dict[str, Any] | None:
+        """The attribute catalog the workers of ``queue`` last published, or None."""
+        with self.db.transaction(write=False) as connection:
+            return read_catalog(connection, queue)

@@ -158,6 +158,9 @@ def unstarted() -> dict[str, Any]:
         "lease_expires_at": None,
         "started_at": None,
         "finished_at": None,
+        "not_before": None,
+        "retries": 0,
+        "retry_until": None,
     }
 
 

@@ -20,8 +20,10 @@ The path of one job, method by method::
                     then the state (succeeded, or cancelled if that won the race)
 
 A problem with one job ends that job (:meth:`_end`): a permanent error fails it with its
-stable code, a transient one (storage down) gives it back to the queue, anything else is
-``internal_error``; the other jobs of the batch go on.
+stable code; a transient one (storage, database or broker down) puts it back in the queue with
+a backoff (:meth:`JobStore.postpone`: it does not use up an attempt, and is retried for
+``transient_retry_budget_seconds``); anything else is ``internal_error``. The other jobs of the
+batch go on. Progress updates are best effort: a database hiccup there never ends a job.
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ from urllib.parse import unquote, urlparse
 
 from shared.core.contracts import JobOptions, PipelineConfig
 from shared.core.edits import EditSpec, expand_variants, variant_label
-from shared.core.errors import FaceditError, ImageTooLarge, InputNotFound, JobCancelled
+from shared.core.errors import (
+    DatabaseUnavailable,
+    FaceditError,
+    ImageTooLarge,
+    InputNotFound,
+    JobCancelled,
+)
 from shared.editing.faces import FaceInputs, assemble, prepare_faces
 from shared.editing.imaging import decode_image, encode_image, to_tensor, to_uint8
 from shared.editing.interface import EditingPipeline, PipelineResult
@@ -96,6 +104,8 @@ class JobRunner:
         max_image_bytes: int = 25 * 1024 * 1024,
         allow_local_inputs: bool = False,
         on_progress: ProgressListener | None = None,
+        transient_retry_seconds: float = 2.0,
+        transient_retry_budget_seconds: float = 900.0,
     ) -> None:
         self.store = store
         self.storage = storage
@@ -107,6 +117,8 @@ class JobRunner:
         self.max_image_bytes = max_image_bytes
         self.allow_local_inputs = allow_local_inputs
         self.on_progress = on_progress
+        self.transient_retry_seconds = transient_retry_seconds
+        self.transient_retry_budget_seconds = transient_retry_budget_seconds
 
     @classmethod
     def from_settings(
@@ -116,6 +128,8 @@ class JobRunner:
         limits = {
             "lease_seconds": settings.lease_seconds, "min_side": settings.min_image_side,
             "max_pixels": settings.max_image_pixels, "max_image_bytes": settings.max_image_bytes,
+            "transient_retry_seconds": settings.transient_retry_seconds,
+            "transient_retry_budget_seconds": settings.transient_retry_budget_seconds,
         }  # fmt: skip
         return cls(store, storage, pipeline, **{**limits, **overrides})
 
@@ -276,7 +290,7 @@ class JobRunner:
 
         def on_stage(stage: str) -> None:
             timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - last[0]
-            live = [job_id for job_id in job_ids if not self.store.is_cancelled(job_id)]
+            live = [job_id for job_id in job_ids if not self._cancelled(job_id)]
             if not live:
                 raise JobCancelled(f"all {len(job_ids)} job(s) of the batch were cancelled")
             self._progress(live, stage)
@@ -290,7 +304,7 @@ class JobRunner:
         """Store the job's results (its images are ``first_image …`` of ``output``), then
         record the state."""
         job = work.job
-        if self.store.is_cancelled(job.id):
+        if self._cancelled(job.id):
             return self._outcome(work, "cancelled")
         faces = len(work.faces.images)
         with self._timed(work, "store"):
@@ -321,18 +335,16 @@ class JobRunner:
             [to_uint8(output.result[i]) for i in items],
             [to_uint8(output.mask[i]) for i in items],
         )
-        uri = self.storage.put(
+        uri = self._put(
             output_key(job.batch_id, job.id, _object_name("result", k, count, options.format)),
-            encode_image(final, options.format, quality=options.quality),
-            content_type=options.content_type,
+            encode_image(final, options.format, quality=options.quality), options.content_type,
         )
         intermediates = {}
         if (job.options.get("pipeline") or {}).get("intermediates"):
             for name, tensor in output.intermediates().items():
-                intermediates[name] = self.storage.put(
+                intermediates[name] = self._put(
                     output_key(job.batch_id, job.id, _object_name(name, k, count, "png")),
-                    encode_image(to_uint8(tensor[items[0]]), "png"),
-                    content_type="image/png",
+                    encode_image(to_uint8(tensor[items[0]]), "png"), "image/png",
                 )
         variant = work.variants[k]
         return {"label": variant_label(variant), "edits": [e.to_dict() for e in variant],
@@ -347,8 +359,14 @@ class JobRunner:
 
         codes = latents[first_image : first_image + len(work.faces.images)]
         data = encode_latent(codes, work.sha256, self.pipeline.bundle.fingerprint)
-        return self.storage.put(output_key(work.job.batch_id, work.job.id, "latent.pt"), data,
-                                content_type="application/octet-stream")
+        return self._put(output_key(work.job.batch_id, work.job.id, "latent.pt"), data,
+                         "application/octet-stream")
+
+    def _put(self, key: str, data: bytes, content_type: str) -> str:
+        """Store one object (logged: a fault test counts that each is written once)."""
+        uri = self.storage.put(key, data, content_type=content_type)
+        log.info("stored %s", key)
+        return uri
 
     # ------------------------------------------------------------ outcomes
 
@@ -363,11 +381,15 @@ class JobRunner:
             return self._fail(work, "internal_error", f"{type(exc).__name__}: {exc}")
 
     def _end(self, work: _Work, exc: FaceditError) -> JobOutcome:
-        """Fail the job, or give it back to the queue if the error is transient (storage
-        down): it is retried while attempts remain."""
+        """Fail the job, or — the error is transient: storage, database or broker down —
+        put it back in the queue after a backoff, until the retry budget is spent."""
         if not exc.transient:
             return self._fail(work, exc.code, exc.message)
-        status = self.store.release(work.job.id, exc.code, exc.message)
+        log.warning("job %s: %s (%s); retrying later", work.job.id, exc.code, exc.message)
+        status = self.store.postpone(
+            work.job.id, exc.code, exc.message, first_delay_s=self.transient_retry_seconds,
+            budget_s=self.transient_retry_budget_seconds,
+        )  # fmt: skip
         status = "queued" if status is None else str(getattr(status, "value", status))
         return self._outcome(work, status, error_code=exc.code, error_message=exc.message)
 
@@ -381,11 +403,23 @@ class JobRunner:
     # ------------------------------------------------------------ bookkeeping
 
     def _progress(self, job_ids: Sequence[str], step: str) -> None:
+        """Best effort: a progress update the database cannot take is skipped."""
         fraction = PROGRESS.get(step, 0.0)
-        for job_id in job_ids:
-            self.store.set_progress(job_id, fraction, step)
+        try:
+            for job_id in job_ids:
+                self.store.set_progress(job_id, fraction, step)
+        except DatabaseUnavailable as exc:
+            log.warning("progress of %d job(s) not recorded: %s", len(job_ids), exc.message)
         if self.on_progress is not None:
             self.on_progress(job_ids, fraction)
+
+    def _cancelled(self, job_id: str) -> bool:
+        """Whether the job was cancelled; when the database cannot tell, go on (the final
+        conditional UPDATE still keeps a cancelled job cancelled)."""
+        try:
+            return self.store.is_cancelled(job_id)
+        except DatabaseUnavailable:
+            return False
 
     @contextmanager
     def _timed(self, work: _Work, step: str) -> Iterator[None]:

@@ -13,11 +13,12 @@ The reads (:class:`~shared.jobs.queries.JobQueries`) come with the store: ``get_
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, case, insert, or_, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
@@ -32,7 +33,7 @@ from shared.jobs.checks import (
     json_ready,
     lease,
 )
-from shared.jobs.db import Database
+from shared.jobs.db import Database, survives_disconnects
 from shared.jobs.queries import JobQueries
 from shared.jobs.records import (
     BatchRecord,
@@ -44,12 +45,14 @@ from shared.jobs.records import (
     new_job_row,
     unstarted,
 )
-from shared.jobs.tables import Batch, Job
+from shared.jobs.tables import Batch, Catalog, Job
 
 WORKER_LOST = "worker_lost"
+MAX_RETRY_DELAY_S = 60.0
 
 jobs_table = Job.__table__
 batches_table = Batch.__table__
+catalogs_table = Catalog.__table__
 
 
 class JobStore(JobQueries):
@@ -161,6 +164,7 @@ class JobStore(JobQueries):
 
     # -- transitions --------------------------------------------------------------------
 
+    @survives_disconnects
     def claim(self, job_id: str, worker_id: str, lease_seconds: float) -> JobRecord | None:
         """queued → running for ``worker_id``; the claimed job, or None if it was not queued."""
         values = _claim_values(worker_id, lease_seconds)
@@ -173,6 +177,7 @@ class JobStore(JobQueries):
             ).first()
         return None if row is None else job_record(row._mapping)
 
+    @survives_disconnects
     def claim_next(
         self, limit: int, worker_id: str, lease_seconds: float, batch_id: str | None = None
     ) -> list[JobRecord]:
@@ -180,7 +185,10 @@ class JobStore(JobQueries):
         the same job."""
         check_int("limit", limit, 1, 10_000)
         values = _claim_values(worker_id, lease_seconds)
-        candidates = select(jobs_table.c.id).where(jobs_table.c.status == JobStatus.QUEUED.value)
+        now = _utcnow()
+        candidates = select(jobs_table.c.id).where(
+            jobs_table.c.status == JobStatus.QUEUED.value, _due(now)
+        )
         if batch_id is not None:
             candidates = candidates.where(jobs_table.c.batch_id == batch_id)
         candidates = candidates.order_by(
@@ -204,6 +212,7 @@ class JobStore(JobQueries):
         records = [job_record(row._mapping) for row in rows]
         return sorted(records, key=lambda job: (job.created_at, job.position, job.id))
 
+    @survives_disconnects
     def heartbeat(self, job_id: str, worker_id: str, lease_seconds: float) -> bool:
         """Extend the lease of a job ``worker_id`` is running; False if it no longer is
         (cancelled, requeued, finished): the worker should stop."""
@@ -216,6 +225,7 @@ class JobStore(JobQueries):
             now=now,
         )
 
+    @survives_disconnects
     def set_progress(
         self,
         job_id: str,
@@ -240,6 +250,7 @@ class JobStore(JobQueries):
             worker_id=worker_id,
         )
 
+    @survives_disconnects
     def succeed(
         self,
         job_id: str,
@@ -285,15 +296,20 @@ class JobStore(JobQueries):
         }
         if input_sha256 is not None:
             values["input_sha256"] = input_sha256
-        return self._transition(
-            job_id,
-            [JobStatus.RUNNING],
-            values,
-            new_status=JobStatus.SUCCEEDED,
-            worker_id=worker_id,
-            now=now,
+        query = _conditional_update(
+            job_id, [JobStatus.RUNNING], worker_id, values, JobStatus.SUCCEEDED, now
         )
+        with self.db.transaction(write=True) as connection:
+            if connection.execute(query).rowcount == 1:
+                return True
+            # Repeated after a dropped connection whose commit went through: already done.
+            done = connection.execute(
+                select(jobs_table.c.status, jobs_table.c.output_uri)
+                .where(jobs_table.c.id == job_id)
+            ).first()
+        return done is not None and tuple(done) == (JobStatus.SUCCEEDED.value, output_uri)
 
+    @survives_disconnects
     def fail(
         self,
         job_id: str,
@@ -321,6 +337,7 @@ class JobStore(JobQueries):
             now=now,
         )
 
+    @survives_disconnects
     def release(
         self,
         job_id: str,
@@ -347,6 +364,56 @@ class JobStore(JobQueries):
                     return new_status
         return None
 
+    @survives_disconnects
+    def postpone(
+        self,
+        job_id: str,
+        error_code: str,
+        error_message: str,
+        *,
+        first_delay_s: float,
+        budget_s: float,
+        worker_id: str | None = None,
+        max_delay_s: float = MAX_RETRY_DELAY_S,
+    ) -> JobStatus | None:
+        """After a transient error (storage, database or broker down): running → queued,
+        not to be claimed before an exponential, jittered backoff — without using up one of
+        the attempts that guard against poison jobs — until ``budget_s`` has passed since
+        the first such error; then → failed with ``error_code``. The new status, or None if
+        the job was not running (for ``worker_id``)."""
+        check_error(error_code, error_message)
+        now = _utcnow()
+        with self.db.transaction(write=True) as connection:
+            query = select(jobs_table.c.retries, jobs_table.c.retry_until).where(
+                jobs_table.c.id == job_id, jobs_table.c.status == JobStatus.RUNNING.value
+            )
+            if worker_id is not None:
+                query = query.where(jobs_table.c.worker_id == worker_id)
+            row = connection.execute(query).first()
+            if row is None:
+                return None
+            until = row.retry_until or now + timedelta(seconds=budget_s)
+            error = {"error_code": error_code, "error_message": error_message}
+            if now >= until:
+                message = f"{error_message} (still failing after {budget_s:g} s of retries)"
+                values = {**error, "error_message": message[:4000], "lease_expires_at": None,
+                          "finished_at": now, "not_before": None}
+                new_status = JobStatus.FAILED
+            else:
+                delay = retry_delay(row.retries, first_delay_s, max_delay_s)
+                values = {**_requeued_values(), **error, "retries": row.retries + 1,
+                          "retry_until": until, "not_before": now + timedelta(seconds=delay),
+                          # the attempt that ended here does not count: only worker deaths do
+                          "attempts": case((jobs_table.c.attempts > 0, jobs_table.c.attempts - 1),
+                                           else_=0)}
+                new_status = JobStatus.QUEUED
+            changed = connection.execute(
+                _conditional_update(job_id, [JobStatus.RUNNING], worker_id, values, new_status,
+                                    now)
+            ).rowcount
+        return new_status if changed else None
+
+    @survives_disconnects
     def cancel(self, job_id: str, owner: str | None = None) -> bool:
         """queued|running → cancelled (a running job's worker sees it via is_cancelled or a
         failed heartbeat)."""
@@ -361,6 +428,7 @@ class JobStore(JobQueries):
         )
         return self._execute(_owned(query, owner)) == 1
 
+    @survives_disconnects
     def cancel_batch(self, batch_id: str, owner: str | None = None) -> int:
         """Cancel every queued or running job of the batch; how many were cancelled."""
         now = _utcnow()
@@ -379,6 +447,7 @@ class JobStore(JobQueries):
         )
         return self._execute(_owned(query, owner))
 
+    @survives_disconnects
     def retry(self, job_id: str, owner: str | None = None) -> bool:
         """failed → queued as a fresh start: the job's state is that of a new job again
         (no error, output or progress, ``attempts`` 0: it again gets ``max_attempts`` tries)."""
@@ -388,6 +457,26 @@ class JobStore(JobQueries):
         )
         return self._execute(_owned(query, owner)) == 1
 
+    @survives_disconnects
+    def publish_catalog(self, queue: str, document: Mapping[str, Any]) -> None:
+        """Record what the workers of ``queue`` can do (their attribute catalog)."""
+        if not isinstance(queue, str) or not 0 < len(queue) <= 255:
+            raise ValueError(f"queue must be a name of 1-255 characters, got {queue!r}")
+        row = {"queue": queue, "document": json_object(document, "document"),
+               "published_at": _utcnow()}
+        with self.db.transaction(write=True) as connection:
+            if self.dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as upsert
+            else:
+                from sqlalchemy.dialects.sqlite import insert as upsert
+            statement = upsert(catalogs_table).values(row)
+            connection.execute(statement.on_conflict_do_update(
+                index_elements=[catalogs_table.c.queue],
+                set_={"document": statement.excluded.document,
+                      "published_at": statement.excluded.published_at},
+            ))
+
+    @survives_disconnects
     def requeue_expired(self, now: datetime | None = None) -> tuple[int, int]:
         """Running jobs whose lease ended before ``now``: back to queued while attempts
         remain, else failed with error_code ``worker_lost``. Returns (requeued, failed)."""
@@ -451,6 +540,17 @@ class JobStore(JobQueries):
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _due(now: datetime) -> Any:
+    """A queued job whose transient-retry backoff (if any) is over."""
+    return or_(jobs_table.c.not_before.is_(None), jobs_table.c.not_before <= now)
+
+
+def retry_delay(retries: int, first_s: float, max_s: float = MAX_RETRY_DELAY_S) -> float:
+    """Seconds before transient retry number ``retries + 1``: ``first_s`` doubling, at most
+    ``max_s``, times a random factor in [0.5, 1] so that jobs failed together spread out."""
+    return min(max_s, first_s * 2 ** min(retries, 30)) * random.uniform(0.5, 1.0)
 
 
 def _conditional_update(

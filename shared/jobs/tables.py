@@ -141,6 +141,11 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # transient failures (storage/database/broker down): the job waits until ``not_before``,
+    # ``retries`` so far, and is retried until ``retry_until`` (then it fails)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retries: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    retry_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # Finished jobs by time: the API's /metrics reads the jobs finished since its last scrape.
@@ -196,3 +201,14 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Catalog(Base):
+    """What the workers of one queue can do (their attribute catalog), as they last published
+    it; the API reads it to check requests. Kept in SQL so that losing Redis loses nothing."""
+
+    __tablename__ = "catalogs"
+
+    queue: Mapped[str] = mapped_column(String(255), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(PortableJSON, nullable=False)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from shared.jobs import TRANSIENT_DATABASE_ERRORS, ApiKeys, Database, JobStatus, JobStore
 from shared.jobs.deliveries import WebhookDeliveries
-from tests.integration.jobs.helpers import LEASE, new_jobs, statements, transactions
+from tests.integration.jobs.helpers import LEASE, job_in, new_jobs, statements, transactions
 
 WRITES = ("INSERT", "UPDATE", "DELETE")
 
@@ -142,3 +142,47 @@ def test_forgotten_connections_are_replaced(sqlite_store: JobStore) -> None:
     sqlite_store.forget_connections()  # what a forked worker process does first
     job = sqlite_store.get_job(job_id)
     assert job is not None and job.status == JobStatus.QUEUED
+
+
+def test_an_operation_survives_its_connection_being_terminated(pg_store: JobStore) -> None:
+    """PostgreSQL ends the backend mid-transaction (what `pg_terminate_backend`, a failover or
+    a restart does): the store repeats the operation on a new connection, and it counts once."""
+    from sqlalchemy import event
+
+    job = job_in(pg_store, JobStatus.RUNNING)
+    killed: list[int] = []
+
+    def terminate_own_backend(connection, cursor, statement, *args) -> None:
+        if killed or not statement.lstrip().upper().startswith("UPDATE"):
+            return
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        killed.append(pid)
+        with pg_store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    event.listen(pg_store.engine, "before_cursor_execute", terminate_own_backend)
+    try:
+        assert pg_store.succeed(job.id, "s3://b/out/result.png")
+    finally:
+        event.remove(pg_store.engine, "before_cursor_execute", terminate_own_backend)
+    assert killed, "the backend was never terminated: the test did not test anything"
+    done = pg_store.get_job(job.id)
+    assert done.status == JobStatus.SUCCEEDED and done.output_uri == "s3://b/out/result.png"
+
+
+def test_succeed_repeated_after_its_commit_counts_once(store: JobStore) -> None:
+    job = job_in(store, JobStatus.RUNNING)
+    assert store.succeed(job.id, "file:///out/a.png")
+    assert store.succeed(job.id, "file:///out/a.png")  # the same result again: already done
+    assert not store.succeed(job.id, "file:///out/other.png")
+    assert store.get_job(job.id).output_uri == "file:///out/a.png"
+
+
+def test_a_database_that_is_down_is_database_unavailable() -> None:
+    from shared.core.errors import DatabaseUnavailable
+
+    with JobStore("postgresql://facedit@127.0.0.1:1/facedit") as store:
+        with pytest.raises(DatabaseUnavailable) as info:
+            store.claim_next(1, "w1", 60)
+    assert info.value.code == "database_unavailable" and info.value.transient
+    assert not info.value.disconnected  # nothing to reconnect to: not retried in a loop

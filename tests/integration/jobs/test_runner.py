@@ -54,3 +54,76 @@ def test_null_pipeline_runs_jobs_through_the_job_runner(tmp_path: Path, faces: l
         job = store.get_job(outcome.job_id)
         assert job.status is JobStatus.SUCCEEDED and job.metrics["batch_size"] == 3
     store.close()
+
+
+def _runner_setup(tmp_path: Path, faces: list[Path], storage_class: type, **runner_options):
+    from shared.editing.null_pipeline import NullPipeline
+    from shared.jobs import JobStore, NewJob
+    from shared.jobs.runner import JobRunner
+
+    store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    store.migrate()
+    storage = storage_class(tmp_path / "storage")
+    inputs = [storage.put(f"inputs/{p.name}", p.read_bytes()) for p in faces]
+    batch = store.create_batch(
+        [NewJob(uri, [{"attribute": "smile", "strength": 1.0}], {"align": "never"})
+         for uri in inputs]
+    )
+    runner = JobRunner(store, storage, NullPipeline(), worker_id="test", **runner_options)
+    return store, storage, batch, runner
+
+
+def test_a_storage_outage_postpones_jobs_without_using_attempts(tmp_path, faces) -> None:
+    from shared.core.errors import StorageUnavailable
+    from shared.core.storage import LocalStorage
+    from shared.jobs import JobStatus
+
+    class DownStorage(LocalStorage):
+        down = False
+
+        def get(self, key: str) -> bytes:
+            if self.down:
+                raise StorageUnavailable("S3 is down (injected)")
+            return super().get(key)
+
+    store, storage, batch, runner = _runner_setup(
+        tmp_path, faces, DownStorage, transient_retry_seconds=30.0
+    )
+    storage.down = True
+    outcomes = runner.run(batch.job_ids)
+    assert [o.status for o in outcomes] == ["queued"] * 3
+    assert {o.error_code for o in outcomes} == {"storage_unavailable"}
+    for job_id in batch.job_ids:
+        job = store.get_job(job_id)
+        assert job.status == JobStatus.QUEUED and job.attempts == 0 and job.retries == 1
+        assert job.not_before is not None
+    assert store.due_jobs() == 0  # they wait out the backoff
+    storage.down = False
+    outcomes = runner.run(batch.job_ids)  # an explicit claim (the CLI's) does not wait
+    assert [o.status for o in outcomes] == ["succeeded"] * 3
+    store.close()
+
+
+def test_a_database_hiccup_in_a_progress_update_does_not_end_the_job(
+    tmp_path, faces, monkeypatch, caplog
+) -> None:
+    import logging
+
+    from shared.core.errors import DatabaseUnavailable
+    from shared.core.storage import LocalStorage
+
+    store, storage, batch, runner = _runner_setup(tmp_path, faces, LocalStorage)
+
+    def no_database(*args, **kwargs):
+        raise DatabaseUnavailable("the job database is unavailable (injected)")
+
+    monkeypatch.setattr(store, "set_progress", no_database)
+    monkeypatch.setattr(store, "is_cancelled", no_database)
+    with caplog.at_level(logging.INFO, logger="shared.jobs.runner"):
+        outcomes = runner.run(batch.job_ids)
+    assert [o.status for o in outcomes] == ["succeeded"] * 3
+    stored = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stored ")]
+    keys = [line.removeprefix("stored ") for line in stored]
+    assert len(keys) == 3 and len(set(keys)) == 3  # one result each, written once
+    assert all(storage.exists(key) for key in keys)
+    store.close()

@@ -28,7 +28,6 @@ import httpx
 import pytest
 import redis
 
-from shared.core.catalog import catalog_key
 from shared.core.config import Settings
 from shared.core.storage import S3Storage
 from shared.jobs import ApiKeys, JobRecord, JobStore
@@ -275,7 +274,7 @@ def stack(
             else:
                 os.environ[name] = value
         client.delete(
-            catalog_key(queue), lock_key(queue), queue, f"_kombu.binding.{queue}",
+            lock_key(queue), queue, f"_kombu.binding.{queue}",
             f"_kombu.binding_permanent.{queue}",
         )  # fmt: skip
         client.close()
@@ -294,7 +293,7 @@ def _wait_for_workers(stack: Stack) -> None:
                 if worker.process.poll() is not None:
                     raise RuntimeError(f"worker {worker.name} exited:\n{worker.log()[-6000:]}")
             ready = all(" ready." in w.log() for w in stack.workers)
-            if ready and stack.redis.exists(catalog_key(stack.settings.queue)):
+            if ready and stack.store.read_catalog(stack.settings.queue):
                 nodes = [w.node for w in stack.workers]
                 replies = app.control.ping(timeout=1, destination=nodes)
                 if len(replies) == len(nodes):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from shared.core.catalog import PublishedCatalog, catalog_key
+from shared.core.catalog import PublishedCatalog
 from tests.integration.service.conftest import ApiServer, Stack
 
 
@@ -21,9 +21,7 @@ def test_attributes_come_from_the_workers_catalog(stack: Stack) -> None:
 
 
 def test_attributes_are_the_published_document_without_its_writer(stack: Stack) -> None:
-    published = PublishedCatalog.model_validate_json(
-        stack.redis.get(catalog_key(stack.settings.queue))
-    )
+    published = PublishedCatalog.model_validate(stack.store.read_catalog(stack.settings.queue))
     assert published.version == 1 and published.worker
     with stack.client() as client:
         answer = client.get("/v1/attributes").json()

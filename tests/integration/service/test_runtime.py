@@ -35,3 +35,42 @@ def test_models_are_loaded_once_per_worker_process(stack: Stack, small_faces) ->
     for worker in stack.workers:
         loaded = re.findall(r"worker \S+/(\d+) ready: models=toy", worker.log())
         assert loaded and len(loaded) == len(set(loaded)), worker.log()[-3000:]
+
+
+def test_a_worker_backs_off_while_a_dependency_is_down() -> None:
+    import time
+
+    from shared.jobs.runner import JobOutcome
+    from workers.runtime import DependencyBackoff
+
+    down = [JobOutcome(f"j{i}", "queued", 0.1, error_code="storage_unavailable")
+            for i in range(3)]
+    backoff = DependencyBackoff(first_s=0.2, max_s=1.0)
+    backoff.record(down)
+    first = backoff.until - time.monotonic()
+    assert 0.09 <= first <= 0.2
+    for _ in range(5):
+        backoff.record(down)
+    assert backoff.until - time.monotonic() <= 1.0 and backoff.failures == 6  # capped
+    started = time.monotonic()
+    backoff.wait()
+    assert 0.45 <= time.monotonic() - started <= 1.1
+    backoff.record([*down[:2], JobOutcome("j9", "succeeded", 0.1)])  # one got through
+    assert backoff.failures == 0 and backoff.until == 0.0
+    started = time.monotonic()
+    backoff.wait()
+    assert time.monotonic() - started < 0.05
+    backoff.record([])  # nothing claimed: no change
+    assert backoff.failures == 0
+
+
+def test_the_task_time_limit_is_a_setting() -> None:
+    from shared.core.config import Settings
+    from workers.celery_app import make_celery
+
+    conf = make_celery(Settings(task_time_limit_seconds=8)).conf
+    assert conf.task_time_limit == 8 and conf.task_soft_time_limit == 4
+    assert conf.broker_transport_options["visibility_timeout"] >= 1800
+    long = make_celery(Settings(task_time_limit_seconds=3600)).conf
+    assert long.task_soft_time_limit == 3570
+    assert long.broker_transport_options["visibility_timeout"] == 7200
