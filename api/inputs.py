@@ -12,13 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from api.errors import ApiError
+from api.errors import RETRY_AFTER_S, ApiError
 from shared.core.errors import InvalidStorageKey
 from shared.core.storage import LocalStorage, S3Storage, Storage, validate_key
 
 UPLOADS = "uploads"
 OUTPUTS = "outputs"
 _HEAD_THREADS = 16
+
+RETRY_LATER = {"Retry-After": str(RETRY_AFTER_S)}
 
 
 def owner_tag(owner: str) -> str:
@@ -83,9 +85,11 @@ def object_size(storage: Storage, key: str) -> int | None:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status == 404 or exc.response.get("Error", {}).get("Code") in ("404", "NotFound"):
                 return None
-            raise ApiError(503, "storage_unavailable", f"cannot check {key!r}: {exc}") from exc
+            raise ApiError(503, "storage_unavailable", f"cannot check {key!r}: {exc}",
+                           RETRY_LATER) from exc
         except BotoCoreError as exc:
-            raise ApiError(503, "storage_unavailable", f"cannot check {key!r}: {exc}") from exc
+            raise ApiError(503, "storage_unavailable", f"cannot check {key!r}: {exc}",
+                           RETRY_LATER) from exc
         return int(head["ContentLength"])
     return len(storage.get(key)) if storage.exists(key) else None
 

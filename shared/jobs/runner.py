@@ -335,15 +335,16 @@ class JobRunner:
             [to_uint8(output.result[i]) for i in items],
             [to_uint8(output.mask[i]) for i in items],
         )
+        name = _object_name("result", k, count, options.format)
         uri = self._put(
-            output_key(job.batch_id, job.id, _object_name("result", k, count, options.format)),
+            work, output_key(job.batch_id, job.id, name),
             encode_image(final, options.format, quality=options.quality), options.content_type,
         )
         intermediates = {}
         if (job.options.get("pipeline") or {}).get("intermediates"):
             for name, tensor in output.intermediates().items():
                 intermediates[name] = self._put(
-                    output_key(job.batch_id, job.id, _object_name(name, k, count, "png")),
+                    work, output_key(job.batch_id, job.id, _object_name(name, k, count, "png")),
                     encode_image(to_uint8(tensor[items[0]]), "png"), "image/png",
                 )
         variant = work.variants[k]
@@ -359,11 +360,19 @@ class JobRunner:
 
         codes = latents[first_image : first_image + len(work.faces.images)]
         data = encode_latent(codes, work.sha256, self.pipeline.bundle.fingerprint)
-        return self._put(output_key(work.job.batch_id, work.job.id, "latent.pt"), data,
+        return self._put(work, output_key(work.job.batch_id, work.job.id, "latent.pt"), data,
                          "application/octet-stream")
 
-    def _put(self, key: str, data: bytes, content_type: str) -> str:
-        """Store one object (logged: a fault test counts that each is written once)."""
+    def _put(self, work: _Work, key: str, data: bytes, content_type: str) -> str:
+        """Store one object (logged: a fault test counts that each is written once).
+
+        A job that ran before (a worker died, or the database went down before its state was
+        recorded) may already have stored it: the stored object is kept, not written again.
+        """
+        job = work.job
+        if (job.attempts > 1 or job.retries > 0) and self.storage.exists(key):
+            log.info("kept %s (stored by an earlier attempt)", key)
+            return self.storage.uri(key)
         uri = self.storage.put(key, data, content_type=content_type)
         log.info("stored %s", key)
         return uri

@@ -127,3 +127,26 @@ def test_a_database_hiccup_in_a_progress_update_does_not_end_the_job(
     assert len(keys) == 3 and len(set(keys)) == 3  # one result each, written once
     assert all(storage.exists(key) for key in keys)
     store.close()
+
+
+def test_a_job_run_again_keeps_what_an_earlier_attempt_stored(tmp_path, faces, caplog) -> None:
+    """The earlier attempt stored the result but died before recording it: the next attempt
+    keeps that object instead of writing it a second time."""
+    import logging
+
+    from shared.core.storage import LocalStorage, output_key
+
+    store, storage, batch, runner = _runner_setup(tmp_path, faces[:1], LocalStorage)
+    [job_id] = batch.job_ids
+    assert store.claim(job_id, "dead-worker", 60) is not None
+    store.release(job_id, "worker_error", "the worker died", worker_id="dead-worker")
+    key = output_key(batch.id, job_id, "result.png")
+    storage.put(key, b"stored by the first attempt")
+    with caplog.at_level(logging.INFO, logger="shared.jobs.runner"):
+        [outcome] = runner.run([job_id])
+    assert outcome.status == "succeeded" and outcome.output_uri == storage.uri(key)
+    assert storage.get(key) == b"stored by the first attempt"
+    assert any(r.getMessage() == f"kept {key} (stored by an earlier attempt)"
+               for r in caplog.records)
+    assert not any(r.getMessage().startswith("stored ") for r in caplog.records)
+    store.close()
