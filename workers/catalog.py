@@ -2,9 +2,9 @@
 
 The API never imports torch, so it cannot load the models to learn their attributes.
 Instead each worker process, once its models are loaded, writes a JSON description
-(:class:`shared.core.catalog.PublishedCatalog`, the document's one definition) to the Redis
-key ``<queue>:catalog`` (no expiry, so it survives scaling to zero as long as
-Redis keeps its data) and refreshes it every minute while it takes tasks. The API reads
+(:class:`shared.core.catalog.PublishedCatalog`, the document's one definition) to the job
+database (one ``catalogs`` row per queue, so it survives scaling to zero and any Redis restart)
+and refreshes it every minute while it takes tasks. The API reads
 it to answer ``GET /v1/attributes`` and to refuse unknown attributes, unavailable
 suppressors and activations, and layer ranges beyond W+ at submission.
 
