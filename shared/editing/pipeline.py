@@ -90,11 +90,13 @@ def edit_latents(
 
 
 def render(
-    generator: torch.nn.Module, w: torch.Tensor
+    generator: torch.nn.Module, w: torch.Tensor, max_resolution: int | None = None
 ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-    """G(w) with the fixed noise: images in [0,1] and the generator's features."""
+    """G(w) with the fixed noise: images in [0,1] and the generator's features (only up to
+    ``max_resolution`` when given: the image is then at that resolution)."""
     image, _, features = generator(
-        [w], input_is_latent=True, randomize_noise=False, return_features=True
+        [w], input_is_latent=True, randomize_noise=False, return_features=True,
+        max_resolution=max_resolution,
     )
     return ((image.float() + 1.0) / 2.0).clamp(0.0, 1.0), features
 
@@ -312,7 +314,9 @@ class EditPipeline:
         w_edit = edit_latents(w[index], edits, bundle.direction)
         notify("edit")
         if not reconstruction:  # first chunk: G(w) of every image, counted as "generate"
-            reconstruction["image"], reconstruction["features"] = render(bundle.generator, w)
+            reconstruction["image"], reconstruction["features"] = render(
+                bundle.generator, w, _reconstruction_resolution(cfg.activation)
+            )
         generated, feats_orig = reconstruction["image"], reconstruction["features"]
         edited_native, feats_edit = render(bundle.generator, w_edit)
         edited = resize(edited_native, size)
@@ -348,6 +352,16 @@ class EditPipeline:
                 out["poisson"] = self.suppressor("poisson")(base, edited, mask)
         notify("suppress")
         return out
+
+
+def _reconstruction_resolution(activation: str) -> int | None:
+    """How far G(w) must be rendered: the feature-difference mask reads its features up to
+    256² only (the same values a full render has there); Diff-CAM needs the whole image."""
+    if activation == "feature_diff":
+        from shared.models.feature_diff import DEFAULT_RESOLUTION_RANGE
+
+        return DEFAULT_RESOLUTION_RANGE[1]
+    return None
 
 
 def _how_to_get(name: str) -> str:

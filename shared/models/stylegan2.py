@@ -408,12 +408,15 @@ class Generator(nn.Module):
         noise: Sequence[Tensor | None] | None = None,
         randomize_noise: bool = True,
         return_features: bool = False,
+        max_resolution: int | None = None,
     ) -> tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, dict[int, Tensor]]:
         """Render images from a list of z (or w / W+ with ``input_is_latent``).
 
         Returns ``(image, latent or None)``, or ``(image, latent or None, features)`` with
         ``return_features``: features maps each resolution to the activation after the last
-        convolution at that resolution.
+        convolution at that resolution. ``max_resolution`` stops the synthesis there (the
+        image is then the RGB output at that resolution): features up to it are the same as a
+        full render's, for a fraction of the cost.
         """
         dtype, _ = self._dtype_device()
         styles = [styles] if isinstance(styles, Tensor) else list(styles)
@@ -447,6 +450,8 @@ class Generator(nn.Module):
             out = self.convs[2 * stage + 1](out, latent[:, i + 1], noise=noise[i + 1])
             features[out.shape[-1]] = out
             skip = to_rgb(out, latent[:, i + 2], skip)
+            if max_resolution is not None and out.shape[-1] >= max_resolution:
+                break
 
         returned_latent = latent if return_latents else None
         if return_features:

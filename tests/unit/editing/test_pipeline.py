@@ -225,3 +225,45 @@ def test_auto_suppressor_is_poisson_without_a_trained_maresunet(tmp_path, bundle
         EditPipeline(without, PipelineConfig(suppressor="maresunet")).suppressor("maresunet")
     out = EditPipeline(without)(torch.rand(1, 3, 64, 64), [[parse_edit("smile=+2")]])
     assert out.suppressor == "poisson"
+
+
+@pytest.mark.parametrize("suppressor", ["naive", "poisson"])
+def test_the_reconstruction_is_rendered_only_as_far_as_the_mask_reads(
+    bundle, faces, monkeypatch, suppressor
+):
+    """feature_diff reads G(w)'s features up to 256² only: stopping the render there gives
+    bit-identical results (on the 64² toy generator it changes nothing; the render length is
+    checked on a generator larger than 256² below)."""
+    import shared.editing.pipeline as pipeline_module
+
+    pipeline = EditPipeline(bundle, PipelineConfig(suppressor=suppressor))
+    short = pipeline(faces, EDITS)
+    monkeypatch.setattr(pipeline_module, "_reconstruction_resolution", lambda activation: None)
+    full = pipeline(faces, EDITS)
+    assert torch.equal(short.result, full.result) and torch.equal(short.mask, full.mask)
+
+
+def test_a_large_generator_renders_the_reconstruction_to_256_only():
+    from shared.editing.pipeline import _reconstruction_resolution, render
+    from shared.models.feature_diff import feature_difference_mask
+    from shared.models.stylegan2 import Generator
+
+    torch.manual_seed(1)
+    big = Generator(512, style_dim=32, n_mlp=1, channel_multiplier=1,
+                    channel_scale=1 / 64).eval()
+    sizes = []
+    original_forward = big.forward
+
+    def forward(*args, **kwargs):
+        image = original_forward(*args, **kwargs)
+        sizes.append(image[0].shape[-1])
+        return image
+
+    big.forward = forward
+    w = torch.randn(1, big.n_latent, 32)
+    image, features = render(big, w, _reconstruction_resolution("feature_diff"))
+    full_image, full_features = render(big, w)
+    assert sizes == [256, 512] and image.shape[-1] == 256
+    edited, edited_features = render(big, w + 0.5)
+    assert torch.equal(feature_difference_mask(features, edited_features, 64),
+                       feature_difference_mask(full_features, edited_features, 64))

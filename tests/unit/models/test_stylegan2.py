@@ -333,3 +333,23 @@ def test_load_generator_rejects_bad_checkpoints(tmp_path: Path) -> None:
         load_generator(garbage)
     with pytest.raises(ValueError, match="no such file"):
         load_generator(tmp_path / "absent.pt")
+
+
+def test_rendering_stops_at_max_resolution_with_the_same_features() -> None:
+    import torch
+
+    from shared.models.stylegan2 import Generator
+
+    torch.manual_seed(0)
+    generator = Generator(64, style_dim=32, n_mlp=2, channel_multiplier=1,
+                          channel_scale=1 / 16).eval()
+    w = torch.randn(2, generator.n_latent, 32)
+    with torch.no_grad():
+        full, _, full_features = generator([w], input_is_latent=True, randomize_noise=False,
+                                           return_features=True)
+        part, _, part_features = generator([w], input_is_latent=True, randomize_noise=False,
+                                           return_features=True, max_resolution=16)
+    assert full.shape[-1] == 64 and part.shape[-1] == 16
+    assert sorted(part_features) == [4, 8, 16] and sorted(full_features) == [4, 8, 16, 32, 64]
+    for resolution, feature in part_features.items():
+        assert torch.equal(feature, full_features[resolution])
