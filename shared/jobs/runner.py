@@ -86,6 +86,8 @@ class _Work:
     faces: FaceInputs | None = None
     latent: Any = None  # torch.Tensor (faces, L, D) from a stored latent file, or None
     stages: dict[str, float] = field(default_factory=dict)  # seconds per step
+    images: list[int] = field(default_factory=list)  # the pipeline image of each face
+    items: list[list[int]] = field(default_factory=list)  # per face: output item per variant
 
 
 class JobRunner:
@@ -253,13 +255,12 @@ class JobRunner:
         try:
             config = PipelineConfig.from_options(group[0].job.options.get("pipeline"))
             pipeline = self.pipeline.with_config(config)
-            faces = [(w, f) for w in group for f in range(len(w.faces.images))]
-            images = torch.cat([resize(to_tensor(w.faces.images[f]), pipeline.output_size)
-                                for w, f in faces])
-            latents = [None if w.latent is None else w.latent[f] for w, f in faces]
+            plan = _BatchPlan(group)
+            images = torch.cat([resize(to_tensor(image), pipeline.output_size)
+                                for image in plan.images])
             timings: dict[str, float] = {}
             output = pipeline.run(
-                images, [w.variants for w, _ in faces], latents=latents,
+                images, plan.variants, latents=plan.latents,
                 on_stage=self._stage_listener([w.job.id for w in group], timings),
             )  # fmt: skip
         except JobCancelled:
@@ -269,13 +270,11 @@ class JobRunner:
         except Exception as exc:  # noqa: BLE001 - a batch must fail, never the worker
             log.exception("pipeline failed for %d job(s)", len(group))
             return [self._fail(w, "internal_error", f"{type(exc).__name__}: {exc}") for w in group]
-        outcomes, first_image = [], 0
+        outcomes = []
         for work in group:
             work.stages.update(timings)
-            finished = self._guard(work, "storing the result of",
-                                   lambda w, first=first_image: self._finish(w, first, output))
-            outcomes.append(finished)
-            first_image += len(work.faces.images)
+            outcomes.append(self._guard(work, "storing the result of",
+                                        lambda w: self._finish(w, output)))
         return outcomes
 
     def _stage_listener(
@@ -300,19 +299,18 @@ class JobRunner:
 
     # ------------------------------------------------------------ after the pipeline
 
-    def _finish(self, work: _Work, first_image: int, output: PipelineResult) -> JobOutcome:
-        """Store the job's results (its images are ``first_image …`` of ``output``), then
-        record the state."""
+    def _finish(self, work: _Work, output: PipelineResult) -> JobOutcome:
+        """Store the job's results (``work.items`` says which items of ``output`` are its),
+        then record the state."""
         job = work.job
         if self._cancelled(job.id):
             return self._outcome(work, "cancelled")
-        faces = len(work.faces.images)
         with self._timed(work, "store"):
             results = [
-                self._store_variant(work, k, _items(output, first_image, faces, k), output)
+                self._store_variant(work, k, [items[k] for items in work.items], output)
                 for k in range(len(work.variants))
             ]
-            latent_uri = self._store_latent(work, output.latents, first_image)
+            latent_uri = self._store_latent(work, output.latents)
         won = self.store.succeed(
             job.id, results[0]["uri"], results[0]["intermediates"], input_sha256=work.sha256,
             metrics={"stages": work.stages, "batch_size": len(output.result)},
@@ -351,14 +349,14 @@ class JobRunner:
         return {"label": variant_label(variant), "edits": [e.to_dict() for e in variant],
                 "uri": uri, "intermediates": intermediates}
 
-    def _store_latent(self, work: _Work, latents: Any, first_image: int) -> str | None:
+    def _store_latent(self, work: _Work, latents: Any) -> str | None:
         """The job's W+ codes (one per face), with ``save_latents``."""
         if not work.options.save_latents or latents is None:
             return None
         from shared.core.storage import output_key
         from shared.editing.latents import encode_latent
 
-        codes = latents[first_image : first_image + len(work.faces.images)]
+        codes = latents[work.images]
         data = encode_latent(codes, work.sha256, self.pipeline.bundle.fingerprint)
         return self._put(work, output_key(work.job.batch_id, work.job.id, "latent.pt"), data,
                          "application/octet-stream")
@@ -439,9 +437,49 @@ class JobRunner:
             work.stages[step] = work.stages.get(step, 0.0) + time.perf_counter() - started
 
 
-def _items(output: PipelineResult, first_image: int, faces: int, k: int) -> list[int]:
-    """Output items of variant ``k`` for the images ``first_image …`` (one per face)."""
-    return [output.source.index(image) + k for image in range(first_image, first_image + faces)]
+class _BatchPlan:
+    """The pipeline's input for a group of jobs: one image per distinct input face, with the
+    variants of every job that edits it, so jobs on the same photo (several requests for one
+    input) share its inversion and reconstruction. Sets each job's ``images`` (its faces'
+    image indices) and ``items`` (per face, the output item of each of its variants)."""
+
+    def __init__(self, group: list[_Work]) -> None:
+        self.images: list[Any] = []  # np.ndarray per pipeline image
+        self.variants: list[list[tuple[EditSpec, ...]]] = []
+        self.latents: list[Any] = []
+        slots: list[list[tuple[_Work, int, int]]] = []  # per image: (work, face, first k)
+        seen: dict[tuple, int] = {}
+        for work in group:
+            work.images, work.items = [], [[] for _ in work.faces.images]
+            for face, image in enumerate(work.faces.images):
+                key = self._key(work, face)
+                index = seen.get(key) if key is not None else None
+                if index is None:
+                    index = len(self.images)
+                    self.images.append(image)
+                    self.variants.append([])
+                    self.latents.append(None if work.latent is None else work.latent[face])
+                    slots.append([])
+                    if key is not None:
+                        seen[key] = index
+                work.images.append(index)
+                slots[index].append((work, face, len(self.variants[index])))
+                self.variants[index].extend(work.variants)
+        first_item = 0
+        for index, entries in enumerate(slots):
+            for work, face, offset in entries:
+                start = first_item + offset
+                work.items[face] = list(range(start, start + len(work.variants)))
+            first_item += len(self.variants[index])
+
+    @staticmethod
+    def _key(work: _Work, face: int) -> tuple | None:
+        """Jobs whose face ``face`` is the same picture: the same input bytes, found the same
+        way; a job editing from a stored latent shares nothing."""
+        if work.latent is not None or work.sha256 is None:
+            return None
+        options = work.options
+        return (work.sha256, face, options.align, options.all_faces, options.detector)
 
 
 def _object_name(name: str, k: int, count: int, ext: str) -> str:

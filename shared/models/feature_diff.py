@@ -12,10 +12,13 @@ the edit, F'_r = G_r(w'), keyed by resolution r, the mask is computed as follows
    but an edit restricted to some W+ layers leaves the features of the other resolutions
    exactly unchanged, and a geometric mean would then erase the whole mask.
 4. Per-image min–max normalisation:
-       m = (A − min A) / (max(max A − min A, RANGE_FLOOR · max A) + eps).
+       m = (A − min A) / (max(max A − min A, RANGE_FLOOR · max A, ABSOLUTE_FLOOR) + eps).
    An unchanged image (A ≡ 0) gives an all-zero mask. ``RANGE_FLOOR`` (1e-3) keeps a
    spatially uniform difference (whose range is float rounding) from being stretched into
    noise: variations below 0.1 % of the peak stay below 0.1 % after normalisation.
+   ``ABSOLUTE_FLOOR`` (1e-4, a relative feature change far below any edit's) does the same
+   for an edit that changes nothing (strength 0, a sweep's middle step): G(w) and G(w')
+   rendered in different batches differ by float rounding only, which must not become a mask.
 5. Contrast step: m ← smoothstep((m − low) / (high − low)) with smoothstep(t) = t²(3 − 2t)
    on t clamped to [0, 1]. Values below ``low`` (the diffuse, low-level change that a
    global edit causes everywhere) become 0, values above ``high`` become 1, and the ramp
@@ -36,6 +39,7 @@ from torch import Tensor
 
 DEFAULT_RESOLUTION_RANGE = (16, 256)
 RANGE_FLOOR = 1e-3
+ABSOLUTE_FLOOR = 1e-4
 
 
 def _size_pair(out_size: int | tuple[int, int]) -> tuple[int, int]:
@@ -119,8 +123,13 @@ def feature_difference_mask(
     flat = mean.flatten(1)
     lo = flat.amin(dim=1)[:, None, None, None]
     hi = flat.amax(dim=1)[:, None, None, None]
-    normalised = (mean - lo) / (torch.maximum(hi - lo, RANGE_FLOOR * hi) + eps)
+    spread = torch.maximum(torch.maximum(hi - lo, RANGE_FLOOR * hi),
+                           torch.full_like(hi, ABSOLUTE_FLOOR))
+    normalised = (mean - lo) / (spread + eps)
     return smoothstep(normalised, low, high)
 
 
-__all__ = ["DEFAULT_RESOLUTION_RANGE", "RANGE_FLOOR", "feature_difference_mask", "smoothstep"]
+__all__ = [
+    "ABSOLUTE_FLOOR", "DEFAULT_RESOLUTION_RANGE", "RANGE_FLOOR", "feature_difference_mask",
+    "smoothstep",
+]

@@ -150,3 +150,57 @@ def test_a_job_run_again_keeps_what_an_earlier_attempt_stored(tmp_path, faces, c
                for r in caplog.records)
     assert not any(r.getMessage().startswith("stored ") for r in caplog.records)
     store.close()
+
+
+def test_jobs_on_the_same_photo_share_one_inversion(tmp_path, faces, monkeypatch) -> None:
+    """Three requests for one photo (two fixed edits and a sweep) and one for another photo,
+    claimed together: two images are inverted, and each job gets what it gets alone."""
+    import numpy as np
+    from PIL import Image
+
+    import shared.editing.pipeline as pipeline_module
+    from shared.core.storage import LocalStorage
+    from shared.editing.bundle import toy_bundle
+    from shared.editing.pipeline import EditPipeline
+    from shared.jobs import JobStore, NewJob
+    from shared.jobs.runner import JobRunner
+
+    inverted: list[int] = []
+    original_invert = pipeline_module.invert
+
+    def counting(encoder, images, size):
+        inverted.append(images.shape[0])
+        return original_invert(encoder, images, size)
+
+    monkeypatch.setattr(pipeline_module, "invert", counting)
+    store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    store.migrate()
+    storage = LocalStorage(tmp_path / "storage")
+    same, other = (storage.put(f"inputs/{p.name}", p.read_bytes()) for p in faces[:2])
+    options = {"align": "never", "pipeline": {"suppressor": "naive"}}
+    requests = [(same, [{"attribute": "smile", "strength": 2.0}]),
+                (same, [{"attribute": "age", "strength": -1.0}]),
+                (other, [{"attribute": "smile", "strength": 2.0}]),
+                (same, [{"attribute": "pose", "sweep": {"start": -1, "end": 1, "steps": 3}}])]
+    pipeline = EditPipeline(toy_bundle())
+    runner = JobRunner(store, storage, pipeline, worker_id="test")
+
+    def results(job_ids: list[str]) -> list[list[np.ndarray]]:
+        found = []
+        for job_id in job_ids:
+            job = store.get_job(job_id)
+            found.append([np.asarray(Image.open(storage.path(storage.key_from_uri(o["uri"]))),
+                                     int) for o in job.outputs])
+        return found
+
+    together = store.create_batch([NewJob(uri, edits, options) for uri, edits in requests])
+    assert [o.status for o in runner.run(together.job_ids)] == ["succeeded"] * 4
+    assert inverted == [2]  # one inversion per distinct photo
+    shared_results = results(list(together.job_ids))
+    assert [len(r) for r in shared_results] == [1, 1, 1, 3]
+    for (uri, edits), expected in zip(requests, shared_results, strict=True):
+        alone = store.create_batch([NewJob(uri, edits, options)])
+        runner.run(alone.job_ids)
+        for a, b in zip(results(list(alone.job_ids))[0], expected, strict=True):
+            assert np.abs(a - b).max() <= 1  # batch composition may move a rounding
+    store.close()

@@ -114,3 +114,18 @@ def test_bad_arguments() -> None:
         feature_difference_mask({16: feats[16]}, {32: feats[32]}, 32)
     with pytest.raises(ValueError, match="low"):
         feature_difference_mask(feats, feats, 32, low=0.7, high=0.6)
+
+
+def test_an_edit_that_changes_nothing_gives_no_mask_even_with_rounding_noise():
+    import torch
+
+    from shared.models.feature_diff import feature_difference_mask
+
+    torch.manual_seed(0)
+    feats = {16: torch.rand(1, 8, 16, 16) + 0.5, 32: torch.rand(1, 4, 32, 32) + 0.5}
+    noisy = {r: f * (1 + 1e-7 * torch.randn_like(f)) for r, f in feats.items()}
+    assert feature_difference_mask(feats, noisy, 64).abs().max() == 0
+    edited = {r: f.clone() for r, f in feats.items()}
+    edited[16][..., 4:8, 4:8] += 0.3  # a real, local edit still gives a full-range mask
+    mask = feature_difference_mask(feats, edited, 64)
+    assert mask.max() == 1 and mask.min() == 0
