@@ -15,16 +15,29 @@ from fastapi import FastAPI
 from api.context import build_context
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
+from api.openapi import errors, install_openapi
+from api.ratelimit import RateLimitHeaders
 from api.routes import batches, jobs, system, uploads
 from shared.core.config import Settings, get_settings
 
 DESCRIPTION = """Batch face-attribute editing as a job system.
 
-Upload inputs with `POST /v1/uploads` (a presigned PUT URL), submit jobs or batches that
-reference them, poll the job or batch, and download results from the presigned URLs in
-the answers. Every request needs `Authorization: Bearer <api key>` (`facedit keys
-create`). Errors are `{"error": {"code": ..., "message": ...}}`.
+Upload inputs with `POST /v1/uploads` (a presigned S3 POST form, its size bounded by S3),
+submit jobs or batches that reference them, poll the job or batch, and download results
+from the presigned URLs in the answers. Every request needs `Authorization: Bearer <api
+key>` (`facedit keys create`). Errors are `{"error": {"code": ..., "message": ...}}`.
+
+`GET /v1/jobs` and `GET /v1/batches` list the key owner's jobs and batches, newest first, in
+pages joined by `next_cursor`. Each API key is rate limited (requests per second, images
+queued per minute): 429 `rate_limited` with `Retry-After`, and every `/v1` answer carries the
+RateLimit fields of draft-ietf-httpapi-ratelimit-headers-06.
 """
+
+# Statuses a router's routes answer that only that router's routes do (api/openapi.py adds
+# the common ones).
+ROUTER_ERRORS = {
+    uploads: errors({501: "`uploads_unsupported`: the service stores files locally (file://)"}),
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.context = context
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(RateLimitHeaders)
     for module in (jobs, batches, uploads, system):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ROUTER_ERRORS.get(module))
+    install_openapi(app)
     return app

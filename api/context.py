@@ -9,6 +9,7 @@ from typing import Any
 from api.catalog import CatalogReader
 from api.metrics import ApiMetrics
 from api.queue import TaskQueue
+from api.ratelimit import RateLimiter
 from api.views import Presigner
 from shared.core.config import Settings
 from shared.core.storage import S3Storage, Storage, make_s3_client, storage_from_settings
@@ -29,11 +30,13 @@ class ApiContext:
     redis: Any
     catalog: CatalogReader
     metrics: ApiMetrics
+    limiter: RateLimiter  # per-key rate limits, counted in Redis
     webhook_allow_hosts: frozenset[str]
     head_revision: str | None  # the schema revision this code needs
 
     def close(self) -> None:
         self.queue.close()
+        self.limiter.close()
         self.redis.close()
         self.store.close()
 
@@ -58,7 +61,8 @@ def build_context(settings: Settings) -> ApiContext:
         queue=TaskQueue(settings),
         redis=client,
         catalog=CatalogReader(store, settings.queue),
-        metrics=ApiMetrics(store, client, settings.queue),
+        metrics=ApiMetrics(store, client, [settings.queue, settings.webhook_queue]),
+        limiter=RateLimiter(settings),
         webhook_allow_hosts=parse_allow_hosts(settings.webhook_allow_hosts),
         head_revision=store.head_revision(),
     )

@@ -89,10 +89,21 @@ class UploadIn(Strict):
 
 
 class UploadOut(BaseModel):
-    key: str
+    """Where and how to upload one input: an HTML-form POST to ``upload_url`` with every
+    entry of ``fields`` and then the file (``file``, last), whose size S3 itself bounds."""
+
+    key: str = Field(description="submit it as input_key once the upload is done")
     uri: str
-    upload_url: str
-    method: Literal["PUT"] = "PUT"
+    upload_url: str = Field(description="the S3 form action: POST the form here")
+    method: Literal["POST"] = "POST"
+    fields: dict[str, str] = Field(
+        description="form fields to send as given, before the file (multipart/form-data)"
+    )
+    max_bytes: int = Field(
+        description="the largest file S3 accepts for this upload (FACEDIT_MAX_IMAGE_BYTES); "
+        "S3 refuses a larger or empty one (400 EntityTooLarge / EntityTooSmall) and stores "
+        "nothing"
+    )
     expires_in: int
 
 
@@ -144,15 +155,55 @@ _BatchFields = create_model(
 )
 
 
-class BatchOut(_BatchFields):
+class BatchSummaryOut(_BatchFields):
+    """A batch and its jobs' counts per status (a row of GET /v1/batches)."""
+
     total: int
     counts: dict[str, int]
-    done: bool
+    done: bool = Field(description="no job is queued or running")
+
+
+class BatchOut(BatchSummaryOut):
     jobs: list[JobOut]
     offset: int
     limit: int
     next_offset: int | None
     cancelled: int | None = None
+
+
+# The listings: newest first, in keyset pages (GET /v1/jobs, GET /v1/batches).
+NEXT_CURSOR = Field(
+    description="pass as `cursor` for the next (older) page; null on the last page",
+)
+
+
+class JobListOut(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None = NEXT_CURSOR
+
+
+class BatchListOut(BaseModel):
+    batches: list[BatchSummaryOut]
+    next_cursor: str | None = NEXT_CURSOR
+
+
+# Every error answer (api/errors.py), whatever its status.
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. job_not_found",
+                      examples=["job_not_found"])
+    message: str = Field(description="what went wrong, for people")
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx and 5xx answer."""
+
+    error: ErrorDetail
+
+
+# GET /readyz, ready (200) or not (503).
+class ReadinessOut(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str] = Field(description='per dependency: "ok" or what is wrong')
 
 
 # GET /v1/attributes: the workers' catalog (shared.core.catalog) under the API's names.

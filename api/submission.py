@@ -19,9 +19,10 @@ from api.catalog import Catalog
 from api.context import ApiContext
 from api.errors import ApiError
 from api.inputs import check_objects, check_owner, input_key
+from api.ratelimit import KeyLimits
 from api.schemas import BatchIn, EditIn, JobIn, PipelineOptions
 from shared.core.contracts import NETWORK_SUPPRESSORS, OutputOptions
-from shared.core.edits import EditSpec, check_request, parse_edit
+from shared.core.edits import EditSpec, check_request, expand_variants, parse_edit
 from shared.core.errors import IdempotencyConflict, InvalidEditRequest
 from shared.core.webhooks import WebhookUrlError, check_callback_url
 from shared.jobs import BatchRecord, NewJob
@@ -104,6 +105,11 @@ def check_edits(raw: Sequence[EditIn | str], catalog: Catalog, where: str) -> li
     return [spec.to_dict() for spec in checked]
 
 
+def images_of(edits: Sequence[dict[str, Any]]) -> int:
+    """How many images a job with these (checked) edits makes: a sweep's steps, else one."""
+    return len(expand_variants([EditSpec.from_dict(edit) for edit in edits]))
+
+
 def _edit_spec(edit: EditIn | str) -> EditSpec:
     if isinstance(edit, str):
         return parse_edit(edit)
@@ -167,9 +173,12 @@ def submit(
     callback_url: str | None,
     idempotency_key: str | None,
     body_hash: str,
+    limits: KeyLimits | None = None,
 ) -> Submission:
-    """Validate everything, then create the batch and wake the workers. ``job_options``:
-    what the runner reads beside the pipeline options (format, align, all_faces)."""
+    """Validate everything, count the images against the key's rate limit (``limits``), then
+    create the batch and wake the workers. ``job_options``: what the runner reads beside the
+    pipeline options (format, align, all_faces). A replay of an earlier request (same
+    Idempotency-Key and body) queues nothing, so it counts no images."""
     settings = ctx.settings
     if idempotency_key is not None:
         if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
@@ -202,6 +211,8 @@ def submit(
         check_owner(key, owner, lambda b: ctx.store.get_batch(b, owner) is not None, item.where)
         keys.append((item.where, key))
     objects = check_objects(ctx.storage, keys, settings.max_image_bytes)
+    if limits is not None:
+        limits.spend_images(sum(images_of(item_edits) for item_edits in edits))
     job_options = {"pipeline": pipeline, **job_options}
     jobs = [
         NewJob(

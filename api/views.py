@@ -7,10 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from api.schemas import BatchOut, JobOut, ResultOut, StoredObject
+from api.schemas import BatchOut, BatchSummaryOut, JobOut, ResultOut, StoredObject
 from shared.core.errors import FaceditError
 from shared.core.storage import Storage
-from shared.jobs import TERMINAL_STATUSES, BatchRecord, JobRecord
+from shared.jobs import TERMINAL_STATUSES, BatchRecord, BatchSummary, JobRecord
 
 
 class Presigner:
@@ -73,6 +73,13 @@ def batch_out(
         limit=limit,
         next_offset=next_offset,
     )  # fmt: skip
+
+
+def batch_summary_out(batch: BatchSummary) -> BatchSummaryOut:
+    open_jobs = sum(n for status, n in batch.counts.items() if status not in TERMINAL_STATUSES)
+    return _answer(
+        BatchSummaryOut, batch, total=sum(batch.counts.values()), done=open_jobs == 0
+    )
 
 
 def _answer(model: type[BaseModel], record: Any, **presented: Any) -> Any:

@@ -1,20 +1,32 @@
-"""/v1/batches: submit many images at once, read counts and pages of jobs, cancel."""
+"""/v1/batches: submit many images at once, list, read counts and pages of jobs, cancel."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
 from api.context import ApiContext
-from api.deps import Context, IdempotencyKey, Owner
+from api.cursors import (
+    CREATED_AFTER,
+    CREATED_BEFORE,
+    as_utc,
+    check_period,
+    decode_cursor,
+    encode_cursor,
+)
+from api.deps import Context, IdempotencyKey, Owner, RateLimits
 from api.errors import ApiError
-from api.schemas import BatchIn, BatchOut
+from api.openapi import SUBMIT_ERRORS, errors
+from api.schemas import BatchIn, BatchListOut, BatchOut
 from api.submission import batch_items, job_options, request_hash, submit
-from api.views import batch_out
+from api.views import batch_out, batch_summary_out
 from shared.jobs import BatchRecord, JobStatus
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
+
+NOT_FOUND = errors({404: "`batch_not_found`: no such batch for this API key"})
 
 
 def _batch(ctx: ApiContext, batch_id: str, owner: str) -> BatchRecord:
@@ -38,18 +50,19 @@ def _page(
     return batch_out(batch, counts, jobs, ctx.presigner, offset, limit, total)
 
 
-@router.post("", status_code=202, response_model=BatchOut)
+@router.post("", status_code=202, response_model=BatchOut, responses=SUBMIT_ERRORS)
 def create_batch(
     body: BatchIn,
     response: Response,
     owner: Owner,
     ctx: Context,
+    limits: RateLimits,
     idempotency_key: IdempotencyKey = None,
 ) -> BatchOut:
     """Queue many images in one request; ``edits`` apply to items without their own."""
     submission = submit(
         ctx, owner, batch_items(body), body.options, job_options(body), body.callback_url,
-        idempotency_key, request_hash("batches", body),
+        idempotency_key, request_hash("batches", body), limits,
     )  # fmt: skip
     response.headers["Location"] = f"/v1/batches/{submission.batch.id}"
     if submission.replayed:
@@ -57,7 +70,35 @@ def create_batch(
     return _page(ctx, submission.batch, owner)
 
 
-@router.get("/{batch_id}", response_model=BatchOut)
+@router.get("", response_model=BatchListOut)
+def list_batches(
+    owner: Owner,
+    ctx: Context,
+    status: Annotated[
+        Literal["open", "done"] | None,
+        Query(description="`open`: a job is queued or running; `done`: none is"),
+    ] = None,
+    created_after: Annotated[datetime | None, Query(description=CREATED_AFTER)] = None,
+    created_before: Annotated[datetime | None, Query(description=CREATED_BEFORE)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="the previous page's next_cursor")
+    ] = None,
+) -> BatchListOut:
+    """This key owner's batches with their counts, newest first, a page at a time. Follow
+    ``next_cursor`` to the end: every batch that existed when the first page was read comes
+    exactly once, however many are submitted meanwhile."""
+    after, before = as_utc(created_after), as_utc(created_before)
+    check_period(after, before)
+    done = None if status is None else status == "done"
+    page = ctx.store.list_owner_batches(owner, done, after, before, decode_cursor(cursor), limit)
+    return BatchListOut(
+        batches=[batch_summary_out(batch) for batch in page.items],
+        next_cursor=encode_cursor(page.next),
+    )
+
+
+@router.get("/{batch_id}", response_model=BatchOut, responses=NOT_FOUND)
 def get_batch(
     batch_id: str,
     owner: Owner,
@@ -70,11 +111,12 @@ def get_batch(
     return _page(ctx, _batch(ctx, batch_id, owner), owner, offset, limit, status)
 
 
-@router.post("/{batch_id}/cancel", response_model=BatchOut)
+@router.post("/{batch_id}/cancel", response_model=BatchOut, responses=NOT_FOUND)
 def cancel_batch(batch_id: str, owner: Owner, ctx: Context) -> BatchOut:
     """Cancel every queued or running job of the batch."""
     batch = _batch(ctx, batch_id, owner)
     cancelled = ctx.store.cancel_batch(batch_id, owner)
+    ctx.metrics.cancelled(cancelled)
     delivery = ctx.deliveries.announce_if_complete(batch_id)
     if delivery is not None:
         ctx.queue.deliver_webhook(delivery)

@@ -1,18 +1,32 @@
-"""/v1/jobs: submit one image, read, cancel, retry."""
+"""/v1/jobs: submit one image, list, read, cancel, retry."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from api.context import ApiContext
-from api.deps import Context, IdempotencyKey, Owner
+from api.cursors import (
+    CREATED_AFTER,
+    CREATED_BEFORE,
+    as_utc,
+    check_period,
+    decode_cursor,
+    encode_cursor,
+)
+from api.deps import Context, IdempotencyKey, Owner, RateLimits
 from api.errors import ApiError
-from api.schemas import JobIn, JobOut
-from api.submission import job_items, job_options, request_hash, submit
+from api.openapi import SUBMIT_ERRORS, errors
+from api.schemas import JobIn, JobListOut, JobOut
+from api.submission import images_of, job_items, job_options, request_hash, submit
 from api.views import job_out
-from shared.jobs import JobRecord
+from shared.jobs import JobRecord, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+NOT_FOUND = errors({404: "`job_not_found`: no such job for this API key"})
 
 
 def _job(ctx: ApiContext, job_id: str, owner: str) -> JobRecord:
@@ -22,18 +36,19 @@ def _job(ctx: ApiContext, job_id: str, owner: str) -> JobRecord:
     return job
 
 
-@router.post("", status_code=202, response_model=JobOut)
+@router.post("", status_code=202, response_model=JobOut, responses=SUBMIT_ERRORS)
 def create_job(
     body: JobIn,
     response: Response,
     owner: Owner,
     ctx: Context,
+    limits: RateLimits,
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Queue one image for editing. The answer is the job; poll its Location."""
     submission = submit(
         ctx, owner, job_items(body), body.options, job_options(body), body.callback_url,
-        idempotency_key, request_hash("jobs", body),
+        idempotency_key, request_hash("jobs", body), limits,
     )  # fmt: skip
     job = _job(ctx, submission.batch.job_ids[0], owner)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
@@ -42,13 +57,42 @@ def create_job(
     return job_out(job, ctx.presigner)
 
 
-@router.get("/{job_id}", response_model=JobOut)
+@router.get("", response_model=JobListOut)
+def list_jobs(
+    owner: Owner,
+    ctx: Context,
+    status: Annotated[
+        list[JobStatus] | None, Query(description="only these statuses (repeat for several)")
+    ] = None,
+    created_after: Annotated[datetime | None, Query(description=CREATED_AFTER)] = None,
+    created_before: Annotated[datetime | None, Query(description=CREATED_BEFORE)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="the previous page's next_cursor")
+    ] = None,
+) -> JobListOut:
+    """This key owner's jobs of every batch, newest first, a page at a time. Follow
+    ``next_cursor`` to the end: every job that existed when the first page was read comes
+    exactly once, however many are submitted meanwhile (newer jobs start a new listing)."""
+    after, before = as_utc(created_after), as_utc(created_before)
+    check_period(after, before)
+    page = ctx.store.list_owner_jobs(owner, status, after, before, decode_cursor(cursor), limit)
+    return JobListOut(
+        jobs=[job_out(job, ctx.presigner) for job in page.items],
+        next_cursor=encode_cursor(page.next),
+    )
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND)
 def get_job(job_id: str, owner: Owner, ctx: Context) -> JobOut:
     """The job: status, progress, error, timestamps, presigned URLs of its results."""
     return job_out(_job(ctx, job_id, owner), ctx.presigner)
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut)
+@router.post(
+    "/{job_id}/cancel", response_model=JobOut,
+    responses={**NOT_FOUND, **errors({409: "`job_not_cancellable`: the job is finished"})},
+)  # fmt: skip
 def cancel_job(job_id: str, owner: Owner, ctx: Context) -> JobOut:
     """Cancel a queued or running job (a running one stops at its next stage)."""
     job = _job(ctx, job_id, owner)
@@ -58,16 +102,28 @@ def cancel_job(job_id: str, owner: Owner, ctx: Context) -> JobOut:
             409, "job_not_cancellable", f"job {job_id} is {current.status.value}; "
             "only queued or running jobs can be cancelled",
         )  # fmt: skip
+    ctx.metrics.cancelled(1)
     delivery = ctx.deliveries.announce_if_complete(job.batch_id)
     if delivery is not None:
         ctx.queue.deliver_webhook(delivery)
     return job_out(_job(ctx, job_id, owner), ctx.presigner)
 
 
-@router.post("/{job_id}/retry", status_code=202, response_model=JobOut)
-def retry_job(job_id: str, response: Response, owner: Owner, ctx: Context) -> JobOut:
-    """Queue a failed job again, as a fresh start (its attempts are reset)."""
-    _job(ctx, job_id, owner)
+@router.post(
+    "/{job_id}/retry", status_code=202, response_model=JobOut,
+    responses={**NOT_FOUND, **errors({
+        409: "`job_not_retryable`: the job has not failed",
+        422: "`too_many_images`: the job has more images than the API key may queue per minute",
+    })},
+)  # fmt: skip
+def retry_job(
+    job_id: str, response: Response, owner: Owner, ctx: Context, limits: RateLimits
+) -> JobOut:
+    """Queue a failed job again, as a fresh start (its attempts are reset). Its images count
+    against the key's images per minute."""
+    job = _job(ctx, job_id, owner)
+    if job.status is JobStatus.FAILED:
+        limits.spend_images(images_of(job.edits))
     if not ctx.store.retry(job_id, owner):
         current = _job(ctx, job_id, owner)
         raise ApiError(

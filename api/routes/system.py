@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse, Response
 
 from api.context import ApiContext
 from api.deps import Context, Owner
-from api.schemas import AttributesOut
+from api.openapi import errors
+from api.schemas import AttributesOut, ReadinessOut
 
 router = APIRouter()
 
@@ -36,7 +37,13 @@ def _check_storage(ctx: ApiContext) -> str:
     return "ok"
 
 
-@router.get("/readyz", tags=["system"])
+@router.get(
+    "/readyz", tags=["system"], response_model=None,
+    responses={
+        200: {"model": ReadinessOut, "description": "ready: every check is ok"},
+        503: {"model": ReadinessOut, "description": "not ready: the checks say what is wrong"},
+    },
+)  # fmt: skip
 def readyz(ctx: Context) -> JSONResponse:
     """Readiness: the database (migrated), the broker and the storage answer."""
     checks: dict[str, str] = {}
@@ -54,7 +61,14 @@ def readyz(ctx: Context) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", tags=["system"], response_class=Response)
+@router.get(
+    "/metrics", tags=["system"], response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+              "description": "the Prometheus text format"},
+        **errors({503: "`database_unavailable`; retry after `Retry-After` seconds"}),
+    },
+)  # fmt: skip
 def metrics(ctx: Context) -> Response:
     """Prometheus metrics (see api/metrics.py)."""
     from prometheus_client import CONTENT_TYPE_LATEST
@@ -62,7 +76,13 @@ def metrics(ctx: Context) -> Response:
     return Response(ctx.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v1/attributes", tags=["attributes"], response_model=AttributesOut)
+@router.get(
+    "/v1/attributes", tags=["attributes"], response_model=AttributesOut,
+    responses=errors({
+        503: "`attributes_unavailable` (no worker has published its models' attributes yet) "
+             "or `database_unavailable`; retry after `Retry-After` seconds",
+    }),
+)  # fmt: skip
 def attributes(_: Owner, ctx: Context) -> dict[str, Any]:
     """The edits the workers' models offer, and the suppressors and activations."""
     return ctx.catalog.get().data

@@ -16,6 +16,7 @@ from shared.jobs.db import TRANSIENT_DATABASE_ERRORS, Database
 from shared.jobs.records import (
     ApiKeyRecord,
     BatchRecord,
+    BatchSummary,
     FinishedJob,
     JobRecord,
     NewJob,
@@ -33,6 +34,7 @@ __all__ = [
     "ApiKeys",
     "Batch",
     "BatchRecord",
+    "BatchSummary",
     "Database",
     "FinishedJob",
     "Job",

@@ -1,5 +1,5 @@
-"""Reads of jobs and batches: records, pages, counts by status, the idempotency lookup and
-the finished jobs /metrics observes.
+"""Reads of jobs and batches: records, pages, an owner's jobs and batches newest first (keyset
+pages), counts by status, the idempotency lookup and the finished jobs /metrics observes.
 
 Each read is a function of an open connection, so that a write transaction can read through
 it too (``create_batch`` looks up its idempotency key, a webhook delivery counts its batch's
@@ -10,21 +10,44 @@ jobs); :class:`JobQueries` runs each in a read transaction of its own, and
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, Select, Table, and_, func, or_, select
 
-from shared.core.contracts import JobStatus
+from shared.core.contracts import TERMINAL_STATUSES, JobStatus
 from shared.jobs.checks import check_int, job_status
 from shared.jobs.db import Database, survives_disconnects
-from shared.jobs.records import BatchRecord, FinishedJob, JobRecord, from_row, job_record
+from shared.jobs.records import (
+    BatchRecord,
+    BatchSummary,
+    FinishedJob,
+    JobRecord,
+    from_row,
+    job_record,
+)
 from shared.jobs.tables import Batch, Catalog, Job
 
 jobs_table = Job.__table__
 batches_table = Batch.__table__
 catalogs_table = Catalog.__table__
+
+OPEN_STATUSES = tuple(s.value for s in JobStatus if s not in TERMINAL_STATUSES)
+MAX_PAGE = 1000
+
+# Where a newest-first listing stands: the (created_at, id) of the last row handed out.
+Position = tuple[datetime, str]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a newest-first listing: its rows and, when more rows follow, the position
+    to continue after (the next call's ``after``)."""
+
+    items: list[Any]
+    next: Position | None
 
 
 def get_job(connection: Connection, job_id: str, owner: str | None = None) -> JobRecord | None:
@@ -86,6 +109,112 @@ def list_jobs(
         query = query.where(jobs_table.c.owner == owner)
     query = query.order_by(jobs_table.c.position).offset(offset).limit(limit)
     return [job_record(row._mapping) for row in connection.execute(query)]
+
+
+def _owned_by(table: Table, owner: str | None) -> Any:
+    return table.c.owner.is_(None) if owner is None else table.c.owner == owner
+
+
+def _newest_first(
+    query: Select[Any],
+    table: Table,
+    owner: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    after: Position | None,
+    limit: int,
+) -> Select[Any]:
+    """``query`` restricted to ``owner``'s rows created in [created_after, created_before)
+    and strictly past the position ``after``, newest first by (created_at, id): one row more
+    than ``limit``, to know whether another page follows.
+
+    A keyset, not an offset: rows added while a client pages (newer than anything it has seen)
+    never shift the pages it has yet to read, so nothing is skipped or repeated."""
+    check_int("limit", limit, 1, MAX_PAGE)
+    query = query.where(_owned_by(table, owner))
+    if created_after is not None:
+        query = query.where(table.c.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(table.c.created_at < created_before)
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            or_(table.c.created_at < at, and_(table.c.created_at == at, table.c.id < last_id))
+        )
+    return query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
+
+
+def _page(rows: list[Any], limit: int, make: Callable[[Any], Any]) -> Page:
+    if len(rows) <= limit:
+        return Page([make(row) for row in rows], None)
+    last = rows[limit - 1]
+    return Page([make(row) for row in rows[:limit]], (last.created_at, last.id))
+
+
+def list_owner_jobs(
+    connection: Connection,
+    owner: str | None,
+    statuses: Collection[JobStatus | str] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    after: Position | None = None,
+    limit: int = 100,
+) -> Page:
+    """A page of ``owner``'s jobs (of every batch), newest first, optionally only those in
+    ``statuses`` and created in [created_after, created_before); ``after``: the previous
+    page's ``next``."""
+    query = select(jobs_table)
+    if statuses:
+        query = query.where(jobs_table.c.status.in_([job_status(s).value for s in statuses]))
+    query = _newest_first(query, jobs_table, owner, created_after, created_before, after, limit)
+    rows = connection.execute(query).all()
+    return _page(rows, limit, lambda row: job_record(row._mapping))
+
+
+def list_owner_batches(
+    connection: Connection,
+    owner: str | None,
+    done: bool | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    after: Position | None = None,
+    limit: int = 100,
+) -> Page:
+    """A page of ``owner``'s batches with their jobs' counts, newest first; ``done``: only
+    those with no job queued or running (True) or only those with one (False)."""
+    query = select(batches_table)
+    if done is not None:
+        running = (
+            select(jobs_table.c.id)
+            .where(
+                jobs_table.c.batch_id == batches_table.c.id,
+                jobs_table.c.status.in_(OPEN_STATUSES),
+            )
+            .exists()
+        )
+        query = query.where(~running if done else running)
+    query = _newest_first(query, batches_table, owner, created_after, created_before, after, limit)
+    rows = connection.execute(query).all()
+    counts = count_by_batch(connection, [row.id for row in rows[:limit]])
+    return _page(
+        rows, limit, lambda row: from_row(BatchSummary, row._mapping, counts=counts[row.id])
+    )
+
+
+def count_by_batch(connection: Connection, batch_ids: Collection[str]) -> dict[str, dict[str, int]]:
+    """For each of ``batch_ids``, what :func:`count_by_status` counts for it alone (every
+    status, zeros included), in one query for them all."""
+    counts = {batch_id: {status.value: 0 for status in JobStatus} for batch_id in batch_ids}
+    if not counts:
+        return counts
+    query = (
+        select(jobs_table.c.batch_id, jobs_table.c.status, func.count())
+        .where(jobs_table.c.batch_id.in_(list(counts)))
+        .group_by(jobs_table.c.batch_id, jobs_table.c.status)
+    )
+    for batch_id, status, count in connection.execute(query):
+        counts[batch_id][status] = count
+    return counts
 
 
 def count_by_status(
@@ -184,6 +313,39 @@ class JobQueries:
         """A page of the batch's jobs in submission order, optionally of one status."""
         with self.db.transaction(write=False) as connection:
             return list_jobs(connection, batch_id, status, offset, limit, owner)
+
+    @survives_disconnects
+    def list_owner_jobs(
+        self,
+        owner: str | None,
+        statuses: Collection[JobStatus | str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        after: Position | None = None,
+        limit: int = 100,
+    ) -> Page:
+        """A page of ``owner``'s jobs, newest first (see :func:`list_owner_jobs`)."""
+        with self.db.transaction(write=False) as connection:
+            return list_owner_jobs(
+                connection, owner, statuses, created_after, created_before, after, limit
+            )
+
+    @survives_disconnects
+    def list_owner_batches(
+        self,
+        owner: str | None,
+        done: bool | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        after: Position | None = None,
+        limit: int = 100,
+    ) -> Page:
+        """A page of ``owner``'s batches with their counts, newest first (see
+        :func:`list_owner_batches`)."""
+        with self.db.transaction(write=False) as connection:
+            return list_owner_batches(
+                connection, owner, done, created_after, created_before, after, limit
+            )
 
     @survives_disconnects
     def count_by_status(

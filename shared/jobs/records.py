@@ -5,6 +5,7 @@ and its storage. The records are derived from them, not re-listed:
 
 - :data:`JobRecord`: every column of ``jobs`` (``status`` as a :class:`JobStatus`);
 - :data:`BatchRecord`: every column of ``batches``, plus ``job_ids`` in submission order;
+- :data:`BatchSummary`: every column of ``batches``, plus its jobs' counts by status;
 - :data:`ApiKeyRecord`: every column of ``api_keys`` but the key's hash;
 - :data:`FinishedJob`: the columns of a finished job that /metrics observes.
 
@@ -98,6 +99,12 @@ BatchRecord = record_type(
     "BatchRecord", Batch,
     "A batch as stored (one field per column of ``batches``) and its jobs' ids in order.",
     extra=[("job_ids", tuple[str, ...])],
+)  # fmt: skip
+BatchSummary = record_type(
+    "BatchSummary", Batch,
+    "A batch as stored (one field per column of ``batches``) and how many of its jobs are in "
+    "each status (every status, zeros included): a row of a listing.",
+    extra=[("counts", dict[str, int])],
 )  # fmt: skip
 ApiKeyRecord = record_type(
     "ApiKeyRecord", ApiKey, "An API key as stored, without the hash of its secret.",

@@ -150,6 +150,9 @@ class Job(Base):
 
 # Finished jobs by time: the API's /metrics reads the jobs finished since its last scrape.
 Index("ix_jobs_finished_at", Job.finished_at)
+# An owner's jobs and batches newest first: the keyset pages of GET /v1/jobs and /v1/batches.
+Index("ix_jobs_owner_created_at_id", Job.owner, Job.created_at, Job.id)
+Index("ix_batches_owner_created_at_id", Batch.owner, Batch.created_at, Batch.id)
 
 
 class ApiKey(Base):

@@ -97,7 +97,7 @@ def _jobs_total(store: JobStore) -> dict[str, int]:
     from api.metrics import ApiMetrics
 
     text = ApiMetrics(store, _Redis(), "q").render().decode()
-    lines = [line for line in text.splitlines() if line.startswith("facedit_jobs_total{")]
+    lines = [line for line in text.splitlines() if line.startswith("facedit_jobs{")]
     return {line.split('"')[1]: int(float(line.split()[-1])) for line in lines}
 
 
@@ -144,3 +144,85 @@ def test_finished_jobs(store: JobStore) -> None:
     )  # fmt: skip
     assert [job.id for job in store.finished_jobs(start, 1)] == [succeeded.id]
     assert store.finished_jobs(failed.finished_at, 10) == []  # type: ignore[arg-type]
+
+
+def _walk(read: Any, limit: int, **filters: Any) -> list[Any]:
+    """Every row of a newest-first listing, page by page."""
+    rows, after = [], None
+    while True:
+        page = read(limit=limit, after=after, **filters)
+        assert len(page.items) <= limit
+        rows += page.items
+        if page.next is None:
+            return rows
+        assert len(page.items) == limit and page.next == (rows[-1].created_at, rows[-1].id)
+        after = page.next
+
+
+def test_owner_jobs_newest_first_in_keyset_pages(store: JobStore) -> None:
+    batches = [store.create_batch(new_jobs(n), owner="key-a") for n in (3, 1, 4, 2)]
+    store.create_batch(new_jobs(2), owner="key-b")
+    store.create_batch(new_jobs(1))  # anonymous
+    mine = [job_id for batch in batches for job_id in batch.job_ids]
+
+    for limit in (1, 3, 4, 10, 1000):
+        rows = _walk(lambda **kw: store.list_owner_jobs("key-a", **kw), limit)
+        keys = [(job.created_at, job.id) for job in rows]
+        assert keys == sorted(keys, reverse=True) and len(set(keys)) == len(keys)
+        assert sorted(job.id for job in rows) == sorted(mine)
+    # The jobs of a batch share their created_at: the id breaks the tie, and a page may end
+    # inside a batch without losing or repeating any of its jobs.
+    assert len({job.created_at for job in store.list_owner_jobs("key-a").items}) == 4
+
+    # Rows added while paging are newer than every position handed out: never on later pages.
+    first = store.list_owner_jobs("key-a", limit=3)
+    store.create_batch(new_jobs(2), owner="key-a")
+    rest = _walk(lambda **kw: store.list_owner_jobs("key-a", **kw), 3)
+    later = store.list_owner_jobs("key-a", limit=1000, after=first.next).items
+    assert [j.id for j in first.items + later] == [j.id for j in rest[2:]]
+
+    store.cancel(batches[0].job_ids[1])
+    store.claim(batches[2].job_ids[0], "w", LEASE)
+    assert [j.id for j in store.list_owner_jobs("key-a", statuses=["cancelled"]).items] == [
+        batches[0].job_ids[1]
+    ]
+    both = store.list_owner_jobs("key-a", statuses=[JobStatus.CANCELLED, JobStatus.RUNNING])
+    assert {j.id for j in both.items} == {batches[0].job_ids[1], batches[2].job_ids[0]}
+
+    cut = batches[2].created_at
+    older = store.list_owner_jobs("key-a", created_before=cut).items
+    assert {j.id for j in older} == {*batches[0].job_ids, *batches[1].job_ids}
+    window = store.list_owner_jobs("key-a", created_after=cut, created_before=batches[3].created_at)
+    assert {j.id for j in window.items} == set(batches[2].job_ids)
+
+    assert {j.id for j in store.list_owner_jobs(None).items} == {
+        j for b in store.list_owner_batches(None).items for j in store.get_batch(b.id).job_ids
+    }
+    assert store.list_owner_jobs("nobody").items == []
+    with pytest.raises(ValueError, match="limit"):
+        store.list_owner_jobs("key-a", limit=1001)
+    with pytest.raises(ValueError, match="status"):
+        store.list_owner_jobs("key-a", statuses=["done"])
+
+
+def test_owner_batches_with_counts_and_done_filter(store: JobStore) -> None:
+    batches = [store.create_batch(new_jobs(n), owner="key-a") for n in (2, 3, 1)]
+    store.create_batch(new_jobs(1), owner="key-b")
+    store.cancel_batch(batches[0].id)
+    store.claim(batches[1].job_ids[0], "w", LEASE)
+    store.fail(batches[2].job_ids[0], "invalid_image", "not an image")
+
+    rows = _walk(lambda **kw: store.list_owner_batches("key-a", **kw), 2)
+    assert [b.id for b in rows] == [b.id for b in batches[::-1]]
+    counts = {b.id: b.counts for b in rows}
+    assert counts[batches[0].id] == {**ZEROS, "cancelled": 2}
+    assert counts[batches[1].id] == {**ZEROS, "queued": 2, "running": 1}
+    assert counts[batches[2].id] == {**ZEROS, "failed": 1}
+    assert rows[0].owner == "key-a" and rows[0].options == batches[2].options
+    assert all(b.counts == store.batch_counts(b.id) for b in rows)  # the one count
+
+    done = store.list_owner_batches("key-a", done=True).items
+    assert [b.id for b in done] == [batches[2].id, batches[0].id]
+    assert [b.id for b in store.list_owner_batches("key-a", done=False).items] == [batches[1].id]
+    after = store.list_owner_batches("key-a", created_after=batches[1].created_at).items
+    assert [b.id for b in after] == [batches[2].id, batches[1].id]

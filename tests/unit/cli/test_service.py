@@ -58,3 +58,30 @@ def test_submit_refuses_bad_arguments_before_reaching_the_api(
 def test_submit_without_images_exits_2(tmp_path) -> None:
     result = CliRunner().invoke(app, ["submit", str(tmp_path), "-e", "smile=+1"])
     assert result.exit_code == 2 and "no images found" in result.output
+
+
+def test_the_client_waits_out_the_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """429 rate_limited changed nothing: the call is sent again after Retry-After."""
+    import httpx
+
+    import facedit.cli.service as service
+
+    answers = iter([
+        httpx.Response(429, headers={"Retry-After": "2"},
+                       json={"error": {"code": "rate_limited", "message": "slow down"}}),
+        httpx.Response(429, headers={"Retry-After": "soon"},
+                       json={"error": {"code": "rate_limited", "message": "slow down"}}),
+        httpx.Response(200, json={"ok": True}),
+    ])  # fmt: skip
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        return next(answers)
+
+    slept: list[float] = []
+    monkeypatch.setattr(service.time, "sleep", slept.append)
+    client = ApiClient("http://api.invalid", "key")
+    client.http = httpx.Client(base_url="http://api.invalid", transport=httpx.MockTransport(answer))
+    assert client.call("POST", "/v1/jobs", json={}) == {"ok": True}
+    assert sent == ["/v1/jobs"] * 3 and slept == [2.0, 1.0]
