@@ -11,6 +11,7 @@ Resuming: an input whose bytes, edits, options and models match a succeeded row 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -136,17 +137,25 @@ def run_embedded(
         namer = OutputNamer(out_dir, _files_of([r for r in previous if r.request not in rerun]))
         by_job = dict(zip(batch.job_ids, pending, strict=True))
         ids = list(batch.job_ids)
-        for start in range(0, len(ids), batch_size):
-            rows = []
-            for outcome in runner.run(ids[start : start + batch_size]):
-                index, path, _, key = by_job[outcome.job_id]
-                row = _log_row(store.get_job(outcome.job_id), outcome, key, storage, out_dir,
-                               namer)
-                rows.append(row)
-                records[index] = RunRecord(path, row)
-                if on_done:
-                    on_done(records[index])
-            append_rows(out_dir, rows)
+        try:
+            for start in range(0, len(ids), batch_size):
+                rows = []
+                for outcome in runner.run(ids[start : start + batch_size]):
+                    index, path, _, key = by_job[outcome.job_id]
+                    row = _log_row(store.get_job(outcome.job_id), outcome, key, storage,
+                                   out_dir, namer)
+                    rows.append(row)
+                    records[index] = RunRecord(path, row)
+                    if on_done:
+                        on_done(records[index])
+                append_rows(out_dir, rows)
+        except BaseException:
+            # Interrupted (Ctrl-C) or broken: nothing will run the rest, so it is cancelled
+            # rather than left queued or running for ever (`facedit gc` removes finished
+            # rows only). A rerun with the same --out resumes from jobs.jsonl.
+            with contextlib.suppress(Exception):
+                store.cancel_batch(batch.id)
+            raise
     summary.records = [records[i] for i in sorted(records)]
     return summary
 

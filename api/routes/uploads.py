@@ -1,4 +1,9 @@
-"""/v1/uploads: a presigned PUT URL for one input image, under the owner's folder."""
+"""/v1/uploads: a presigned S3 POST form for one input image, under the owner's folder.
+
+The form's policy fixes the key and bounds the size to 1..FACEDIT_MAX_IMAGE_BYTES
+(``content-length-range``), so S3 itself refuses a larger file before storing anything. There
+is no presigned PUT: S3 cannot bound the size of one (it can only sign an exact length).
+"""
 
 from __future__ import annotations
 
@@ -47,15 +52,22 @@ def _extension(body: UploadIn) -> str:
 def create_upload(
     body: Annotated[UploadIn, Body(default_factory=UploadIn)], owner: Owner, ctx: Context
 ) -> UploadOut:
-    """A key for a new input and a presigned URL to PUT its bytes to (then submit the key
-    as ``input_key``). The object may be at most FACEDIT_MAX_IMAGE_BYTES."""
-    key = f"{UPLOADS}/{owner_tag(owner)}/{uuid.uuid4().hex}.{_extension(body)}"
+    """A key for a new input and a presigned POST form to upload its bytes with (then submit
+    the key as ``input_key``). S3 refuses a file larger than ``max_bytes``
+    (FACEDIT_MAX_IMAGE_BYTES) or empty, and stores nothing then."""
+    ext = _extension(body)
+    key = f"{UPLOADS}/{owner_tag(owner)}/{uuid.uuid4().hex}.{ext}"
     expires = ctx.settings.url_expires_seconds
-    url = ctx.presigner.public.presigned_url(key, "PUT", expires)
-    if url is None:
+    max_bytes = ctx.settings.max_image_bytes
+    content_type = {v: k for k, v in CONTENT_TYPES.items()}.get(
+        {"jpeg": "jpg", "tiff": "tif"}.get(ext, ext)
+    )
+    form = ctx.presigner.public.presigned_post(key, max_bytes, expires, content_type)
+    if form is None:
         raise ApiError(
             501, "uploads_unsupported",
             "this service stores files locally (file://), which has no upload URLs; "
             "configure S3 storage (FACEDIT_STORAGE_URL=s3://...)",
         )  # fmt: skip
-    return UploadOut(key=key, uri=ctx.storage.uri(key), upload_url=url, expires_in=expires)
+    return UploadOut(key=key, uri=ctx.storage.uri(key), upload_url=form["url"],
+                     fields=form["fields"], max_bytes=max_bytes, expires_in=expires)

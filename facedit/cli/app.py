@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from facedit.cli import data, db, demo, evaluate, keys, run, service, train, weights
+from facedit.cli import data, db, demo, evaluate, gc, keys, run, service, train, weights
 from facedit.cli.options import typer_app
 
 app = typer_app("Batch face-attribute editing without blending artifacts.", add_completion=False)
@@ -19,10 +19,11 @@ app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
 app.command("eval")(evaluate.eval_command)
 
-# the job service (service.py, keys.py, db.py)
+# the job service (service.py, keys.py, db.py); retention for it and the embedded store (gc.py)
 app.command("api")(service.api)
 app.command("worker")(service.worker)
 app.command("submit")(service.submit)
 app.command("status")(service.status)
 app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")
+app.command("gc")(gc.gc)

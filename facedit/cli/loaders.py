@@ -62,16 +62,17 @@ def load_pipeline(models: str | None, device: str | None, edits: list[EditSpec],
     return build_pipeline(bundle, PipelineConfig.from_options(options), batch_size)
 
 
-def job_store() -> Any:
-    """The job store of FACEDIT_DATABASE_URL (not migrated)."""
+def job_store(database_url: str | None = None) -> Any:
+    """The job store of ``database_url`` (default: FACEDIT_DATABASE_URL), not migrated."""
     from shared.jobs import JobStore
 
-    return JobStore(get_settings().database_url)
+    return JobStore(database_url or get_settings().database_url)
 
 
-def embedded_runtime(storage_url: str) -> tuple[Any, Any]:
-    """The migrated job store and the storage an in-process run writes to."""
+def embedded_runtime(storage_url: str, database_url: str | None = None) -> tuple[Any, Any]:
+    """The migrated job store (default: FACEDIT_DATABASE_URL) and the storage an in-process
+    run writes to."""
     settings = get_settings()
-    store = job_store()
+    store = job_store(database_url)
     store.migrate()
     return store, open_storage(storage_url, settings.s3_endpoint_url, settings.s3_region)

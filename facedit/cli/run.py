@@ -224,16 +224,21 @@ def _file_format(output: Path) -> str:
 
 def _edit_to_file(image: Path, edits: list[EditSpec], output: Path, pipeline: Any,
                   opts: dict[str, Any]) -> None:
-    """One photo to ``output`` (and ``output``'s siblings), keeping no other copies."""
+    """One photo to ``output`` (and ``output``'s siblings), keeping nothing else: its job
+    runs in a scratch job store and storage, removed when it ends."""
     from shared.core.contracts import LATENT_SUFFIX
 
     settings = get_settings()
     with tempfile.TemporaryDirectory(prefix="facedit-edit-") as scratch:
-        store, storage = embedded_runtime(f"file://{scratch}")
-        summary = run_embedded(
-            [image], edits, Path(scratch), store=store, storage=storage, pipeline=pipeline,
-            job_options=opts, batch_size=1, settings=settings, resume=False,
-        )  # fmt: skip
+        store, storage = embedded_runtime(f"file://{scratch}/storage",
+                                          f"sqlite:///{scratch}/jobs.db")
+        try:
+            summary = run_embedded(
+                [image], edits, Path(scratch), store=store, storage=storage, pipeline=pipeline,
+                job_options=opts, batch_size=1, settings=settings, resume=False,
+            )  # fmt: skip
+        finally:
+            store.close()
         row = summary.records[0].row
         if row.status != "succeeded":
             fail(f"{row.error_code}: {row.error}")

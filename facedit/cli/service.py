@@ -46,10 +46,12 @@ from shared.core.config import get_settings
 
 # Modules of the `service` extra (pyproject.toml); a command that needs one says so.
 SERVICE_MODULES = {"fastapi", "uvicorn", "celery", "kombu", "redis", "psycopg", "httpx",
-                   "prometheus_client", "starlette"}
+                   "prometheus_client", "starlette", "limits"}
 API_OPTION = typer.Option(None, "--api", help="API base URL (default: FACEDIT_API_URL)")
 KEY_OPTION = typer.Option(None, "--key", help="API key (default: FACEDIT_API_KEY)")
 UPLOAD_THREADS = 8
+RATE_LIMIT_PATIENCE_S = 300.0  # how long a call waits out the API key's rate limit in all
+WEBHOOK_CONCURRENCY = 8  # threads of a webhook worker: deliveries wait on the network
 
 
 def needs_service_extra(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -83,6 +85,8 @@ def api(
     """Serve the HTTP API (FastAPI + uvicorn; OpenAPI docs at /docs)."""
     import uvicorn
 
+    if workers > 1:  # the processes share their counters, so /metrics answers for all
+        _metrics_dir("facedit-api-metrics-")
     uvicorn.run(
         "api.app:create_app", factory=True, host=host, port=port, workers=workers,
         access_log=access_log, log_level=log_level, proxy_headers=True,
@@ -93,31 +97,71 @@ def api(
 def worker(
     concurrency: int = typer.Option(
         None, "--concurrency", "-c", min=1,
-        help="pool processes, one GPU each (default: the devices in CUDA_VISIBLE_DEVICES, or 1)",
+        help="pool processes, one GPU each (default: the devices in CUDA_VISIBLE_DEVICES, "
+             f"or 1; with --webhooks: {WEBHOOK_CONCURRENCY} threads)",
     ),
     models: str = typer.Option(
         None, "--models", help=MODELS_HELP + ", or null (no models: resize only)"
     ),
-    name: str = typer.Option("celery@%h", "--name", "-n", help="Celery node name"),
+    webhooks: bool = typer.Option(
+        False, "--webhooks",
+        help="deliver webhooks only: consume FACEDIT_WEBHOOK_QUEUE, load no models, no GPU",
+    ),
+    name: str = typer.Option(None, "--name", "-n",
+                             help="Celery node name (default: celery@%h, webhooks@%h)"),
     loglevel: str = typer.Option("info", "--loglevel", "-l"),
-    pool: str = typer.Option("prefork", "--pool", "-P", help="prefork | solo | threads"),
+    pool: str = typer.Option(None, "--pool", "-P",
+                             help="prefork | solo | threads (default: prefork; threads "
+                                  "with --webhooks)"),
+    metrics_port: int = typer.Option(
+        None, "--metrics-port", min=0, max=65535,
+        help="Prometheus /metrics port of this worker (default: FACEDIT_WORKER_METRICS_PORT; "
+             "0: none)",
+    ),
 ) -> None:
-    """Run a Celery GPU worker on the facedit queue (models loaded once per process)."""
+    """Run a Celery worker: a GPU worker on the job queue (models loaded once per process),
+    or with --webhooks a light worker that only delivers webhooks."""
     if models:
         os.environ["FACEDIT_MODELS"] = models
+    if metrics_port is not None:
+        os.environ["FACEDIT_WORKER_METRICS_PORT"] = str(metrics_port)
+    os.environ["FACEDIT_WORKER_ROLE"] = "webhooks" if webhooks else "jobs"
     get_settings.cache_clear()
+    # Before any metric exists: the pool processes count into files the main process sums.
+    _metrics_dir("facedit-worker-metrics-")
     from workers.celery_app import celery_app
 
     settings = get_settings()
-    processes = concurrency or _default_concurrency()
-    # Each pool process gets its share of the cores for torch's CPU work (read at import,
-    # after the fork); oversubscribed thread pools are much slower than one thread each.
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
+    if webhooks:
+        queue, pool = settings.webhook_queue, pool or "threads"
+        processes = concurrency or WEBHOOK_CONCURRENCY
+        name = name or "webhooks@%h"
+    else:
+        queue, pool = settings.queue, pool or "prefork"
+        processes = concurrency or _default_concurrency()
+        name = name or "celery@%h"
+        # Each pool process gets its share of the cores for torch's CPU work (read at
+        # import, after the fork); oversubscribed thread pools are much slower.
+        os.environ.setdefault("OMP_NUM_THREADS",
+                              str(max(1, (os.cpu_count() or 1) // processes)))
     argv = [
-        "worker", "--queues", settings.queue, "--concurrency", str(processes), "--pool", pool,
+        "worker", "--queues", queue, "--concurrency", str(processes), "--pool", pool,
         "--loglevel", loglevel, "--hostname", name, "--without-gossip", "--without-mingle",
     ]  # fmt: skip
     celery_app.worker_main(argv)
+
+
+def _metrics_dir(prefix: str) -> None:
+    """prometheus_client's multiprocess folder for this process and its children; a
+    folder made here is removed when this process exits."""
+    import atexit
+
+    from shared.core.telemetry import prepare_multiprocess_dir, remove_multiprocess_dir
+
+    path, created = prepare_multiprocess_dir(prefix)
+    if created:
+        main = os.getpid()
+        atexit.register(lambda: os.getpid() == main and remove_multiprocess_dir(path))
 
 
 def _default_concurrency() -> int:
@@ -148,10 +192,19 @@ class ApiClient:
     def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         import httpx
 
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            fail(f"cannot reach the API at {self.http.base_url}: {exc}")
+        waited = 0.0
+        while True:
+            try:
+                response = self.http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                fail(f"cannot reach the API at {self.http.base_url}: {exc}")
+            # The key's rate limit (429 rate_limited): a refused request changed nothing, so
+            # it is sent again once Retry-After has passed.
+            if response.status_code != 429 or waited >= RATE_LIMIT_PATIENCE_S:
+                break
+            delay = _retry_after(response)
+            time.sleep(delay)
+            waited += delay
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
@@ -163,12 +216,24 @@ class ApiClient:
         return response.json()
 
     def upload(self, path: Path) -> str:
+        """POST the file with the S3 form /v1/uploads hands out (S3 enforces its size limit;
+        a file over it is refused here first, before any byte is sent)."""
         import httpx
 
         target = self.call("POST", "/v1/uploads", json={"filename": path.name})
-        response = httpx.put(target["upload_url"], content=path.read_bytes(), timeout=120)
+        size, limit = path.stat().st_size, target["max_bytes"]
+        if not 0 < size <= limit:
+            fail(f"{path} is {size} bytes: the service takes 1 to {limit} bytes per image "
+                 "(FACEDIT_MAX_IMAGE_BYTES)", 2)
+        with path.open("rb") as handle:
+            response = httpx.post(
+                target["upload_url"], data=target["fields"],
+                files={"file": (path.name, handle, target["fields"].get("Content-Type"))},
+                timeout=120,
+            )  # fmt: skip
         if response.status_code >= 300:
-            fail(f"uploading {path} failed: HTTP {response.status_code} {response.text[:300]}")
+            fail(f"uploading {path} failed: HTTP {response.status_code} "
+                 f"{_s3_error(response.text)}")
         return target["key"]
 
     def jobs(self, batch_id: str) -> list[dict[str, Any]]:
@@ -179,6 +244,24 @@ class ApiClient:
             found.extend(page["jobs"])
             offset = page["next_offset"]
         return found
+
+
+def _retry_after(response: Any) -> float:
+    """The seconds a 429's Retry-After asks for (1 to 60; 1 when it says nothing usable)."""
+    try:
+        return min(60.0, max(1.0, float(response.headers.get("Retry-After", "1"))))
+    except ValueError:
+        return 1.0
+
+
+def _s3_error(body: str) -> str:
+    """``Code: Message`` of an S3 XML error body (else the body's start)."""
+    import re
+
+    found = {tag: re.search(f"<{tag}>(.*?)</{tag}>", body, re.S) for tag in ("Code", "Message")}
+    if found["Code"]:
+        return ": ".join(m.group(1).strip() for m in found.values() if m)
+    return body[:300]
 
 
 # ---------------------------------------------------------------- submit, status

@@ -4,6 +4,10 @@ Keys are relative POSIX paths (``inputs/sha256/ab/<sha256>.png``); a backend map
 to files under its root directory or to objects under its bucket and prefix, and never
 lets a key escape that root. URIs name stored objects across processes:
 ``file:///abs/root/<key>`` and ``s3://bucket/prefix/<key>``.
+
+Besides bytes by key, a backend lists what it holds under a key prefix (with sizes and
+modification times) and deletes many keys at once — what retention (``facedit gc``) needs —
+and S3 signs upload forms whose size S3 itself bounds (:meth:`Storage.presigned_post`).
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import re
 import tempfile
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
@@ -30,6 +36,17 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _EXTENSION = re.compile(r"[a-z0-9]{1,10}")
 _S3_MISSING = {"404", "NoSuchKey", "NotFound"}
 _S3_TRANSIENT = {"SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError", "503"}
+_S3_DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
+_TEMP_PREFIX, _TEMP_SUFFIX = ".tmp-", ".part"  # LocalStorage's files being written
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object, as :meth:`Storage.list` finds it."""
+
+    key: str
+    size: int
+    modified: datetime  # timezone-aware UTC: when the object was last written
 
 
 def validate_key(key: str) -> str:
@@ -101,9 +118,30 @@ class Storage(ABC):
     def delete(self, key: str) -> None:
         """Remove the object; deleting a missing key is not an error."""
 
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove every object of ``keys`` (missing ones are not an error)."""
+        for key in keys:
+            self.delete(key)
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` (a plain string prefix: give
+        ``"outputs/"`` for the folder), in no promised order. Objects whose names are not
+        valid keys (put there by other tools) are left out."""
+
     @abstractmethod
     def presigned_url(self, key: str, method: str = "GET", expires: int = 3600) -> str | None:
         """A time-limited HTTP URL for ``method`` on the object, or None if the backend has none."""
+
+    def presigned_post(
+        self, key: str, max_bytes: int, expires: int = 3600, content_type: str | None = None
+    ) -> dict[str, Any] | None:
+        """A time-limited HTML-form upload of the object ``key`` whose size the storage itself
+        bounds to 1..``max_bytes`` bytes: ``{"url": …, "fields": {…}}`` (POST the fields,
+        then the file as the last field, ``file``), or None if the backend has none."""
+        validate_key(key)
+        _check_post_args(max_bytes, expires)
+        return None
 
     @abstractmethod
     def uri(self, key: str) -> str:
@@ -138,8 +176,7 @@ class LocalStorage(Storage):
     def put(self, key: str, data: bytes, content_type: str | None = None) -> str:
         path = self.path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+            fd, tmp_name = self._temp_file(path.parent)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
@@ -152,6 +189,19 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise StorageError(f"cannot write storage key {key!r} to {path}: {exc}") from exc
         return self.uri(key)
+
+    @staticmethod
+    def _temp_file(directory: Path) -> tuple[int, str]:
+        """A new temp file in ``directory`` (created, again if a concurrent
+        :meth:`delete_many` removed it as empty in between)."""
+        for attempt in range(3):
+            directory.mkdir(parents=True, exist_ok=True)
+            try:
+                return tempfile.mkstemp(dir=directory, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def get(self, key: str) -> bytes:
         path = self.path(key)
@@ -173,6 +223,44 @@ class LocalStorage(Storage):
             pass
         except OSError as exc:
             raise StorageError(f"cannot delete storage key {key!r} at {path}: {exc}") from exc
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove the files, then the folders that became empty (up to the root)."""
+        parents = set()
+        for key in keys:
+            self.delete(key)
+            parents.add((self.root / key).parent)
+        for parent in sorted(parents, key=lambda p: len(p.parts), reverse=True):
+            while parent != self.root and parent.is_relative_to(self.root):
+                try:
+                    parent.rmdir()
+                except OSError:  # not empty (or already gone): stop climbing
+                    break
+                parent = parent.parent
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        # Walk only the folder the prefix names (its last, partial segment filters names).
+        folder, _, _ = prefix.rpartition("/")
+        start = self.root / folder if folder else self.root
+        if folder and (_key_problem(folder) or not start.resolve().is_relative_to(self.root)):
+            return
+        for directory, subdirs, files in os.walk(start):
+            subdirs.sort()
+            base = Path(directory).relative_to(self.root).as_posix()
+            for name in sorted(files):
+                if name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX):
+                    continue  # being written (or left by a crash): not an object
+                key = name if base == "." else f"{base}/{name}"
+                if not key.startswith(prefix) or _key_problem(key):
+                    continue
+                try:
+                    stat = self.path(key).stat()
+                except InvalidStorageKey:  # a link out of the root: not ours to list
+                    continue
+                except OSError:  # removed meanwhile, or a dangling link
+                    continue
+                modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                yield ObjectInfo(key, stat.st_size, modified)
 
     def presigned_url(self, key: str, method: str = "GET", expires: int = 3600) -> str | None:
         validate_key(key)
@@ -240,6 +328,58 @@ class S3Storage(Storage):
     def delete(self, key: str) -> None:
         with _s3_errors(self, key, "delete"):
             self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """DeleteObjects, up to 1,000 keys a request; StorageError if S3 refused any."""
+        keys = list(keys)
+        object_keys = [self.object_key(key) for key in keys]
+        for start in range(0, len(object_keys), _S3_DELETE_BATCH):
+            chunk = object_keys[start : start + _S3_DELETE_BATCH]
+            with _s3_errors(self, keys[start], "delete"):
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
+                )
+            errors = answer.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise StorageError(
+                    f"cannot delete {len(errors)} of {len(chunk)} objects in {self.uri_root}; "
+                    f"first: {first.get('Key')!r}: {first.get('Code')}: {first.get('Message')}"
+                )
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        start = f"{self.prefix}/" if self.prefix else ""
+        paginator = self.client.get_paginator("list_objects_v2")
+        with _s3_errors(self, prefix or ".", "list"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=start + prefix):
+                for item in page.get("Contents") or []:
+                    key = item["Key"][len(start) :]
+                    if _key_problem(key) or not key:
+                        continue
+                    modified = item["LastModified"]
+                    modified = (modified.replace(tzinfo=UTC) if modified.tzinfo is None
+                                else modified.astimezone(UTC))
+                    yield ObjectInfo(key, int(item["Size"]), modified)
+
+    def presigned_post(
+        self, key: str, max_bytes: int, expires: int = 3600, content_type: str | None = None
+    ) -> dict[str, Any] | None:
+        """A presigned POST policy: the key is fixed, the size must be within 1..``max_bytes``
+        (``content-length-range``, which S3 checks before it stores anything) and, when
+        given, the Content-Type is fixed too."""
+        _check_post_args(max_bytes, expires)
+        fields: dict[str, str] = {}
+        conditions: list[Any] = [["content-length-range", 1, max_bytes]]
+        if content_type:
+            fields["Content-Type"] = content_type
+            conditions.append({"Content-Type": content_type})
+        with _s3_errors(self, key, "presign"):
+            form = self.client.generate_presigned_post(
+                self.bucket, self.object_key(key), Fields=fields, Conditions=conditions,
+                ExpiresIn=expires,
+            )  # fmt: skip
+        return {"url": form["url"], "fields": dict(form["fields"])}
 
     def presigned_url(self, key: str, method: str = "GET", expires: int = 3600) -> str | None:
         method = _check_presign_args(method, expires)
@@ -349,13 +489,23 @@ def _path_from_file_url(url: str) -> str:
     return Path(path).expanduser().resolve().as_posix() if not path.startswith("/") else path
 
 
+def _check_post_args(max_bytes: int, expires: int) -> None:
+    _check_expires(expires)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
+
+
 def _check_presign_args(method: str, expires: int) -> str:
     upper = method.upper() if isinstance(method, str) else method
     if upper not in PRESIGN_METHODS:
         raise ValueError(f"method must be one of {', '.join(PRESIGN_METHODS)}, got {method!r}")
+    _check_expires(expires)
+    return upper
+
+
+def _check_expires(expires: int) -> None:
     if isinstance(expires, bool) or not isinstance(expires, int) or not 1 <= expires <= 604800:
         raise ValueError(f"expires must be 1..604800 seconds, got {expires!r}")
-    return upper
 
 
 @contextmanager

@@ -203,6 +203,24 @@ def test_edit_into_a_folder_writes_a_gallery(tmp_path, env, inputs):
     assert both.exit_code == 2 and "either --output FILE or --out DIR" in both.output
 
 
+def test_edit_keeps_no_copies_behind(tmp_path, env, inputs, monkeypatch):
+    """`facedit edit` works in a scratch store that it removes: nothing of the run stays in
+    the data folder or the temporary folder, only the result the user asked for."""
+    import tempfile
+
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    photo = sorted(inputs.iterdir())[0]
+    result = _run("edit", str(photo), "-e", "smile=+1", "-o", str(tmp_path / "r.png"),
+                  "--models", "toy", "--save-intermediates")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.png").is_file() and (tmp_path / "r.mask.png").is_file()
+    assert list(scratch_root.iterdir()) == []
+    left = [p for p in env.rglob("*") if p.is_file()] if env.exists() else []
+    assert not [p for p in left if "storage" in p.parts or p.suffix == ".db"], left
+
+
 def test_maresunet_without_its_checkpoint_says_how_to_get_one(tmp_path, env, inputs):
     from tests.unit.core.checkpoints import write_weights_dir
 

@@ -340,3 +340,166 @@ def test_open_storage_dispatch(tmp_path: Path) -> None:
     for url in ("http://example.com", "s3://", "/plain/path", "file://"):
         with pytest.raises(ValueError, match="storage url"):
             open_storage(url)
+
+
+# -- listing and deleting many (retention) ------------------------------------------------
+
+
+def test_list_finds_objects_under_a_prefix(storage: Storage) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    stored = {
+        "outputs/b1/j1/result.png": b"r" * 10,
+        "outputs/b1/j1/mask.png": b"m" * 3,
+        "outputs/b2/j2/result.png": b"",
+        "uploads/owner/a.png": b"u" * 7,
+        "outputsx/not-a-folder.png": b"x",
+    }
+    for key, data in stored.items():
+        storage.put(key, data)
+    after = datetime.now(UTC) + timedelta(seconds=5)
+
+    found = {info.key: info for info in storage.list("outputs/")}
+
+    assert set(found) == {k for k in stored if k.startswith("outputs/")}
+    for key, info in found.items():
+        assert info.size == len(stored[key])
+        assert info.modified.tzinfo is not None and before <= info.modified <= after
+    assert {i.key for i in storage.list("outputs")} == set(found) | {"outputsx/not-a-folder.png"}
+    assert {i.key for i in storage.list()} == set(stored)
+    assert {i.key for i in storage.list("outputs/b1/j1/m")} == {"outputs/b1/j1/mask.png"}
+    assert list(storage.list("nothing/here/")) == []
+
+
+def test_delete_many_removes_only_the_given_keys(storage: Storage) -> None:
+    keys = [f"outputs/b/j{i}/result.png" for i in range(5)]
+    for key in keys:
+        storage.put(key, b"x")
+    storage.put("uploads/o/keep.png", b"k")
+
+    storage.delete_many([*keys[:3], "outputs/b/never/stored.png"])
+
+    assert sorted(i.key for i in storage.list()) == [*keys[3:], "uploads/o/keep.png"]
+    storage.delete_many([])
+    with pytest.raises(InvalidStorageKey):
+        storage.delete_many(["../escape.png"])
+
+
+def test_s3_delete_many_takes_more_than_one_request(s3_storage: S3Storage) -> None:
+    keys = [f"outputs/b/j/{i:04d}.png" for i in range(1005)]  # DeleteObjects takes 1,000
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: s3_storage.put(k, b"x"), keys))
+    assert sum(1 for _ in s3_storage.list("outputs/")) == 1005  # listed over several pages
+    s3_storage.delete_many(keys)
+    assert list(s3_storage.list()) == []
+
+
+def test_s3_list_is_relative_to_the_prefix(s3_server: S3Server, s3_bucket: str) -> None:
+    inside = s3_server.storage(s3_bucket, "data")
+    outside = s3_server.storage(s3_bucket, "other")
+    inside.put("outputs/b/j/result.png", b"1")
+    outside.put("outputs/b/j/result.png", b"2")
+    assert [i.key for i in inside.list("outputs/")] == ["outputs/b/j/result.png"]
+    inside.delete_many(["outputs/b/j/result.png"])
+    assert outside.get("outputs/b/j/result.png") == b"2"
+
+
+def test_local_delete_many_prunes_empty_folders(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    storage.put("outputs/b1/j1/result.png", b"1")
+    storage.put("outputs/b1/j1/mask.png", b"1")
+    storage.put("outputs/b1/j2/result.png", b"2")
+    storage.delete_many(["outputs/b1/j1/result.png", "outputs/b1/j1/mask.png"])
+    assert not (storage.root / "outputs/b1/j1").exists()
+    assert (storage.root / "outputs/b1/j2/result.png").is_file()
+    storage.delete_many(["outputs/b1/j2/result.png"])
+    assert sorted(p.name for p in storage.root.iterdir()) == []  # the root itself stays
+    storage.put("outputs/b1/j1/result.png", b"again")  # the folders come back
+    assert storage.get("outputs/b1/j1/result.png") == b"again"
+
+
+def test_local_list_skips_files_being_written_and_links_out(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    storage.put("outputs/b/j/result.png", b"1")
+    (storage.root / "outputs/b/j/.tmp-abc.part").write_bytes(b"half")
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(b"secret")
+    (storage.root / "outputs/b/j/link.png").symlink_to(outside)
+    (storage.root / "outputs/b/j/dangling.png").symlink_to(tmp_path / "gone.png")
+    assert [i.key for i in storage.list("outputs/")] == ["outputs/b/j/result.png"]
+    assert list(storage.list("../")) == []
+
+
+# -- presigned POST: an upload whose size S3 bounds -------------------------------------------
+
+
+def _post(form: dict, data: bytes, **changes: str) -> tuple[int, str]:
+    import httpx
+
+    answer = httpx.post(form["url"], data={**form["fields"], **changes},
+                        files={"file": ("photo.png", data)}, timeout=60)
+    return answer.status_code, answer.text
+
+
+def test_presigned_post_is_s3_only(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    assert storage.presigned_post("uploads/a.png", 100) is None
+    with pytest.raises(InvalidStorageKey):
+        storage.presigned_post("../a.png", 100)
+    for bad in ({"max_bytes": 0}, {"max_bytes": True}, {"expires": 0}):
+        with pytest.raises(ValueError):
+            storage.presigned_post("uploads/a.png", **{"max_bytes": 100, **bad})
+
+
+def test_s3_enforces_the_presigned_post_size_range(s3_storage: S3Storage) -> None:
+    """SeaweedFS, like AWS, checks the policy's content-length-range itself: a file over
+    the limit (or empty) is refused and nothing is stored; one at the limit is stored."""
+    key = "uploads/owner/photo.png"
+    form = s3_storage.presigned_post(key, 1000, expires=300, content_type="image/png")
+    assert form is not None and form["fields"]["key"] == s3_storage.object_key(key)
+    assert form["fields"]["Content-Type"] == "image/png"
+
+    status, body = _post(form, b"x" * 1001)
+    assert status == 400 and "EntityTooLarge" in body
+    assert not s3_storage.exists(key)
+    status, body = _post(form, b"x" * 50_000_000)  # far over: refused just the same
+    assert status == 400 and "EntityTooLarge" in body
+    status, body = _post(form, b"")
+    assert status == 400 and "EntityTooSmall" in body
+    assert not s3_storage.exists(key)
+
+    status, body = _post(form, b"y" * 1000)
+    assert status == 204, body
+    assert s3_storage.get(key) == b"y" * 1000
+    head = s3_storage.client.head_object(Bucket=s3_storage.bucket,
+                                         Key=s3_storage.object_key(key))
+    assert head["ContentType"] == "image/png"
+
+
+def test_s3_presigned_post_fixes_the_key_and_content_type(s3_storage: S3Storage) -> None:
+    form = s3_storage.presigned_post("uploads/owner/a.png", 100, 300, "image/png")
+    assert form is not None
+    other = s3_storage.object_key("uploads/someone-else/a.png")
+    status, body = _post(form, b"x", key=other)
+    assert status == 403 and "Policy" in body
+    status, body = _post(form, b"x", **{"Content-Type": "text/html"})
+    assert status == 403 and "Policy" in body
+    assert list(s3_storage.list()) == []
+
+
+def test_s3_takes_the_lifecycle_rules_offered_in_infra(s3_server: S3Server) -> None:
+    """infra/s3/lifecycle.json is a configuration a real S3 server accepts as written."""
+    import json
+
+    rules = json.loads((Path(__file__).resolve().parents[2] / "infra" / "s3"
+                        / "lifecycle.json").read_text("utf-8"))
+    bucket = f"lifecycle-{os.getpid()}"
+    client = s3_server.storage(bucket).client
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=rules)
+    applied = client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    expiry = {rule["Filter"]["Prefix"]: rule["Expiration"]["Days"] for rule in applied}
+    assert expiry == {"uploads/": 7, "outputs/": 30}

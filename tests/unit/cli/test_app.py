@@ -16,7 +16,7 @@ from facedit.cli import app
 
 COMMANDS = {
     "run": None, "edit": None, "attributes": None, "demo": None, "eval": None,
-    "api": None, "worker": None, "submit": None, "status": None,
+    "api": None, "worker": None, "submit": None, "status": None, "gc": None,
     "weights": {"list", "check", "import"},
     "data": {"blend-pairs"},
     "train": {"suppressor"},
