@@ -21,6 +21,7 @@ class TaskQueue:
 
     def __init__(self, settings: Settings) -> None:
         self.queue = settings.queue
+        self.webhook_queue = settings.webhook_queue
         self.batch_size = settings.batch_size
         self.app = Celery("facedit-api", broker=settings.broker_url, set_as_current=False)
         transport_options = {"visibility_timeout": settings.visibility_timeout_seconds}
@@ -54,9 +55,10 @@ class TaskQueue:
         return count
 
     def deliver_webhook(self, delivery_id: str) -> None:
+        """On the webhook queue (the webhook worker's, never the GPU workers')."""
         try:
             self.app.send_task(
-                DELIVER_WEBHOOK_TASK, args=(delivery_id,), queue=self.queue,
+                DELIVER_WEBHOOK_TASK, args=(delivery_id,), queue=self.webhook_queue,
                 retry=True, retry_policy=_RETRY_POLICY,
             )  # fmt: skip
         except Exception:  # noqa: BLE001

@@ -29,7 +29,8 @@ RUN pip install \
         "redis>=5" \
         "psycopg[binary]>=3.1" \
         "prometheus-client>=0.20" \
-        "httpx>=0.27"
+        "httpx>=0.27" \
+        "limits>=5"
 
 WORKDIR /opt/facedit
 COPY pyproject.toml README.md ./

@@ -1,4 +1,10 @@
-"""The Celery app of the GPU workers: Redis transport, one queue, late acks.
+"""The Celery app of the workers: Redis transport, two queues, late acks.
+
+Two queues, each with its own workers: ``FACEDIT_QUEUE`` (``facedit``: "process jobs"
+messages, consumed by the GPU workers, the Redis list KEDA scales them on) and
+``FACEDIT_WEBHOOK_QUEUE`` (``facedit-webhooks``: webhook deliveries, consumed by
+``facedit worker --webhooks``, which loads no models). Tasks are routed by name, so a
+webhook's retries stay on its queue and never scale GPU workers.
 
 Celery is transport only; the SQL job row is the source of truth. A message says "claim
 and process up to ``FACEDIT_BATCH_SIZE`` queued jobs" and carries no job ids, so a
@@ -29,6 +35,7 @@ from celery import Celery
 from kombu import Queue
 
 from shared.core.config import Settings, get_settings
+from shared.core.contracts import DELIVER_WEBHOOK_TASK, PROCESS_JOBS_TASK
 
 WORKER_MODULES = ["workers.tasks", "workers.signals"]
 SOFT_TIME_LIMIT_MARGIN_S = 30  # the soft limit comes this much earlier (at least half the hard)
@@ -44,7 +51,14 @@ def make_celery(settings: Settings | None = None) -> Celery:
     limit = settings.task_time_limit_seconds
     app = Celery("facedit", broker=settings.broker_url, include=WORKER_MODULES)
     app.conf.update(
-        task_queues=[Queue(settings.queue, routing_key=settings.queue)],
+        task_queues=[
+            Queue(settings.queue, routing_key=settings.queue),
+            Queue(settings.webhook_queue, routing_key=settings.webhook_queue),
+        ],
+        task_routes={
+            PROCESS_JOBS_TASK: {"queue": settings.queue},
+            DELIVER_WEBHOOK_TASK: {"queue": settings.webhook_queue},
+        },
         task_default_queue=settings.queue,
         task_default_routing_key=settings.queue,
         task_serializer="json",

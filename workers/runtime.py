@@ -1,6 +1,10 @@
 """What one worker process holds for its lifetime: settings, job store, storage, and the
 pipeline with its models, loaded once (``worker_process_init``) and reused by every task.
 
+A webhook worker (``FACEDIT_WORKER_ROLE=webhooks``, ``facedit worker --webhooks``) holds the
+settings, the job store and the delivery log only: no models, no storage, no GPU, and it
+publishes no attribute catalog.
+
 One GPU per pool process: the parent's ``CUDA_VISIBLE_DEVICES`` (e.g. ``0,1,2,3``) is
 narrowed in each child to one device, chosen by the child's pool index, before torch
 initialises CUDA.
@@ -28,6 +32,7 @@ from shared.jobs.deliveries import WebhookDeliveries
 log = logging.getLogger(__name__)
 
 NULL_MODELS = "null"
+WEBHOOKS_ROLE = "webhooks"
 CATALOG_REFRESH_S = 60.0
 
 
@@ -99,8 +104,8 @@ class DependencyBackoff:
 class WorkerRuntime:
     settings: Settings
     store: JobStore
-    storage: Storage
-    pipeline: Any
+    storage: Storage | None  # None on a webhook worker
+    pipeline: Any  # None on a webhook worker
     worker_id: str
     deliveries: WebhookDeliveries
     catalog_published: float = 0.0
@@ -132,6 +137,8 @@ class WorkerRuntime:
         """Tell the API what this worker's models offer (see workers/catalog.py)."""
         from workers.catalog import describe, publish
 
+        if self.pipeline is None:  # a webhook worker has no models to describe
+            return
         if not force and time.monotonic() - self.catalog_published < CATALOG_REFRESH_S:
             return
         publish(self.store, self.settings.queue, describe(self.pipeline, self.settings.models))
@@ -177,27 +184,31 @@ def init_process(index: int | None = None, settings: Settings | None = None) -> 
     with _lock:
         if _runtime is not None:
             return _runtime
-        assign_gpu(index)
         settings = settings or get_settings()
+        webhooks = settings.worker_role == WEBHOOKS_ROLE
         started = time.perf_counter()
-        try:
-            pipeline = build_pipeline(settings.models, settings.weights_dir, settings.device,
-                                      max_items=settings.batch_size)
-        except Exception:
-            log.exception("could not load the models (FACEDIT_MODELS=%s)", settings.models)
-            raise
+        pipeline = None
+        if not webhooks:
+            assign_gpu(index)
+            try:
+                pipeline = build_pipeline(settings.models, settings.weights_dir,
+                                          settings.device, max_items=settings.batch_size)
+            except Exception:
+                log.exception("could not load the models (FACEDIT_MODELS=%s)", settings.models)
+                raise
         store = JobStore(settings.database_url)
         _runtime = WorkerRuntime(
             settings=settings,
             store=store,
-            storage=storage_from_settings(settings),
+            storage=None if webhooks else storage_from_settings(settings),
             pipeline=pipeline,
             worker_id=f"{socket.gethostname()}/{os.getpid()}",
             deliveries=WebhookDeliveries(store),
         )
         log.info(
             "worker %s ready: models=%s in %.1f s",
-            _runtime.worker_id, settings.models, time.perf_counter() - started,
+            _runtime.worker_id, "none (webhooks)" if webhooks else settings.models,
+            time.perf_counter() - started,
         )
         try:
             _runtime.publish_catalog(force=True)

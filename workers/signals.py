@@ -1,4 +1,5 @@
-"""Celery signal handlers: models per pool process, the sweep thread per worker.
+"""Celery signal handlers: models per pool process (none on a webhook worker), the sweep
+thread and the Prometheus endpoint (``FACEDIT_WORKER_METRICS_PORT``) per worker.
 
 The worker imports this module when it starts (``include`` in workers/celery_app.py), before
 its pool processes fork, so every process has the handlers connected."""
@@ -17,6 +18,7 @@ from workers.sweep import Sweeper
 
 log = logging.getLogger(__name__)
 _sweeper: Sweeper | None = None
+_metrics_server: Any = None
 
 
 @worker_process_init.connect
@@ -46,7 +48,23 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
     log.info("sweep thread started (every %.1f s)", settings.sweep_interval_seconds)
 
 
+@worker_ready.connect
+def _serve_metrics(**_: Any) -> None:
+    """The main process serves the pool's summed metrics (workers/metrics.py)."""
+    global _metrics_server
+    from workers.metrics import serve
+
+    _metrics_server = serve(get_settings().worker_metrics_port)
+
+
 @worker_shutdown_signal.connect
 def _stop_sweeper(**_: Any) -> None:
     if _sweeper is not None:
         _sweeper.stop()
+
+
+@worker_shutdown_signal.connect
+def _stop_metrics(**_: Any) -> None:
+    if _metrics_server is not None:
+        _metrics_server.shutdown()
+        _metrics_server.server_close()

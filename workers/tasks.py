@@ -1,4 +1,8 @@
-"""Celery tasks. The API enqueues them by name; they hold no state of their own."""
+"""Celery tasks. The API enqueues them by name; they hold no state of their own.
+
+``process_jobs`` runs on the GPU workers (``FACEDIT_QUEUE``), ``deliver_webhook`` on the
+webhook worker (``FACEDIT_WEBHOOK_QUEUE``, no models). Both count what they finish in the
+worker's Prometheus metrics (workers/metrics.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ import redis.exceptions
 from shared.core.contracts import DELIVER_WEBHOOK_TASK, PROCESS_JOBS_TASK
 from shared.core.errors import BrokerUnavailable, StorageUnavailable
 from shared.core.webhooks import backoff_seconds, owner_secret, parse_allow_hosts, post
-from shared.jobs import TRANSIENT_DATABASE_ERRORS
+from shared.jobs import TRANSIENT_DATABASE_ERRORS, JobStatus
+from workers import metrics
 from workers.celery_app import celery_app
 from workers.runtime import WorkerRuntime, get_runtime, heartbeat
 
@@ -39,6 +44,10 @@ RETRY_OPTIONS: dict[str, Any] = {
 def process_jobs() -> dict[str, Any]:
     """Claim up to FACEDIT_BATCH_SIZE queued jobs and run them as one batch."""
     runtime = get_runtime()
+    if runtime.pipeline is None:  # a webhook worker: it claims no jobs (they need models)
+        log.warning("%s reached a worker without models; left for the GPU workers",
+                    PROCESS_JOBS_TASK)
+        return {"claimed": 0}
     runtime.backoff.wait()
     jobs = runtime.claim()
     if not jobs:
@@ -47,8 +56,9 @@ def process_jobs() -> dict[str, Any]:
         with heartbeat(runtime, [job.id for job in jobs]):
             outcomes = runtime.runner.process(jobs)
     except BaseException as exc:
-        _give_back(runtime, [job.id for job in jobs], exc)
+        _give_back(runtime, jobs, exc)
         raise
+    metrics.outcomes_finished(jobs, outcomes)
     runtime.backoff.record(outcomes)
     _announce_completions(runtime, {job.batch_id for job in jobs})
     try:
@@ -61,39 +71,42 @@ def process_jobs() -> dict[str, Any]:
     return {"claimed": len(jobs), **statuses}
 
 
-def _give_back(runtime: WorkerRuntime, job_ids: list[str], exc: BaseException) -> None:
+def _give_back(runtime: WorkerRuntime, jobs: list[Any], exc: BaseException) -> None:
     """The task is failing as a whole: return the jobs it still holds to the queue. A
     dependency outage postpones them (no attempt used); anything else (a time limit, a bug)
     counts as an attempt, so a job that keeps doing it fails once its attempts are used up."""
     message = f"the worker's task failed: {type(exc).__name__}: {exc}"[:2000]
     settings = runtime.settings
-    for job_id in job_ids:
+    for job in jobs:
         try:
             if isinstance(exc, TRANSIENT_ERRORS):
                 code = getattr(exc, "code", "dependency_unavailable")
-                runtime.store.postpone(
-                    job_id, code, message, first_delay_s=settings.transient_retry_seconds,
+                status = runtime.store.postpone(
+                    job.id, code, message, first_delay_s=settings.transient_retry_seconds,
                     budget_s=settings.transient_retry_budget_seconds,
                     worker_id=runtime.worker_id,
                 )  # fmt: skip
             else:
-                runtime.store.release(job_id, "worker_error", message,
-                                      worker_id=runtime.worker_id)
+                code = "worker_error"
+                status = runtime.store.release(job.id, code, message,
+                                               worker_id=runtime.worker_id)
+            if status is JobStatus.FAILED:  # no retries left: this worker failed it
+                metrics.job_finished("failed", code, job.created_at)
         except Exception:  # noqa: BLE001 - the lease expiry requeues it instead
-            log.warning("could not give back job %s", job_id, exc_info=True)
+            log.warning("could not give back job %s", job.id, exc_info=True)
 
 
 def _announce_completions(runtime: WorkerRuntime, batch_ids: set[str]) -> None:
     for batch_id in sorted(batch_ids):
         delivery_id = runtime.deliveries.announce_if_complete(batch_id)
         if delivery_id is not None:
-            deliver_webhook.apply_async((delivery_id,), queue=runtime.settings.queue)
+            deliver_webhook.apply_async((delivery_id,), queue=runtime.settings.webhook_queue)
 
 
 @celery_app.task(name=DELIVER_WEBHOOK_TASK, bind=True, **RETRY_OPTIONS)
 def deliver_webhook(self: Any, delivery_id: str) -> dict[str, Any]:
-    """POST a batch-completion webhook; retried with backoff until it is delivered or
-    FACEDIT_WEBHOOK_MAX_ATTEMPTS is reached."""
+    """POST a batch-completion webhook; retried with backoff (on the webhook queue) until
+    it is delivered or FACEDIT_WEBHOOK_MAX_ATTEMPTS is reached."""
     runtime = get_runtime()
     settings = runtime.settings
     delivery = runtime.deliveries.get(delivery_id)
@@ -104,6 +117,7 @@ def deliver_webhook(self: Any, delivery_id: str) -> dict[str, Any]:
             delivery_id, delivered=False, response_status=None, give_up=True,
             error="FACEDIT_WEBHOOK_SECRET is not set on the workers: nothing to sign with",
         )  # fmt: skip
+        metrics.webhook_attempt(delivered=False, give_up=True)
         return {"delivery": delivery_id, "status": "failed"}
     result = post(
         delivery,
@@ -119,10 +133,11 @@ def deliver_webhook(self: Any, delivery_id: str) -> dict[str, Any]:
         delivery_id, delivered=result.delivered, response_status=result.response_status,
         error=result.error, give_up=give_up,
     )  # fmt: skip
+    metrics.webhook_attempt(result.delivered, give_up)
     if result.delivered or give_up:
         status = "delivered" if result.delivered else "failed"
         if give_up:
             log.warning("webhook %s failed for good: %s", delivery_id, result.error)
         return {"delivery": delivery_id, "status": status, "attempts": attempt}
     countdown = backoff_seconds(attempt, settings.webhook_retry_seconds)
-    raise self.retry(countdown=countdown, max_retries=None)
+    raise self.retry(countdown=countdown, max_retries=None, queue=settings.webhook_queue)

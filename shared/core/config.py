@@ -55,10 +55,32 @@ class Settings(BaseSettings):
     webhook_retry_seconds: float = Field(default=5.0, gt=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    # Webhook deliveries have a queue of their own (default "<queue>-webhooks"), consumed by
+    # `facedit worker --webhooks` (no models, no GPU); KEDA counts only the job queue.
+    webhook_queue: str = Field(default="", pattern=r"^$|^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    # What `facedit worker` runs: "jobs" (GPU, the job queue) or "webhooks" (`--webhooks`).
+    worker_role: Literal["jobs", "webhooks"] = "jobs"
+    # Port of a worker's Prometheus endpoint (/metrics, served by its main process); 0: none.
+    worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
+    # Per-API-key rate limits (api/ratelimit.py), moving windows counted in Redis so that every
+    # API replica shares them; 0 turns a limit off. Requests: REQUESTS_PER_SECOND ×
+    # BURST_SECONDS in any BURST_SECONDS seconds. Images: what submissions queue (a sweep
+    # counts its steps) in any minute. Counted in RATE_LIMIT_STORAGE_URL (default: the broker).
+    rate_limit_requests_per_second: int = Field(default=20, ge=0)
+    rate_limit_burst_seconds: int = Field(default=2, ge=1, le=3600)
+    rate_limit_images_per_minute: int = Field(default=1000, ge=0)
+    rate_limit_storage_url: str = ""
     # Reliability: a task's hard time limit; how transient failures are retried per job.
     task_time_limit_seconds: int = Field(default=JOB_TIME_LIMIT_S, ge=5)
     transient_retry_seconds: float = Field(default=2.0, gt=0)  # first backoff, then doubling
     transient_retry_budget_seconds: float = Field(default=900.0, gt=0)
+    # Retention (`facedit gc`, and the workers' sweep every GC_INTERVAL_SECONDS; 0: never):
+    # days an upload, a finished job's stored results and a finished batch's rows are kept
+    # (0 keeps them forever). A queued or running job and what it reads are never removed.
+    retain_uploads_days: float = Field(default=7.0, ge=0)
+    retain_outputs_days: float = Field(default=30.0, ge=0)
+    retain_jobs_days: float = Field(default=90.0, ge=0)
+    gc_interval_seconds: float = Field(default=3600.0, ge=0)
     # Client side (`facedit submit` / `facedit status`).
     api_url: str = "http://127.0.0.1:8000"
     api_key: str = ""
@@ -77,6 +99,11 @@ class Settings(BaseSettings):
             self.storage_url = f"file://{self.data_dir / 'storage'}"
         if self.weights_dir is None:
             self.weights_dir = self.data_dir / "weights"
+        if not self.webhook_queue:
+            self.webhook_queue = f"{self.queue}-webhooks"
+        if self.webhook_queue == self.queue:
+            raise ValueError("FACEDIT_WEBHOOK_QUEUE must differ from FACEDIT_QUEUE: webhook "
+                             "deliveries must not wait behind GPU jobs nor scale GPU workers")
         return self
 
 

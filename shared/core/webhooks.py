@@ -11,6 +11,13 @@ repeats by ``X-Facedit-Delivery``: delivery is at least once.
 
 Only ``https`` URLs are accepted, and none that resolves to a private, loopback or
 link-local address, unless its host is in ``FACEDIT_WEBHOOK_ALLOW_HOSTS`` (development).
+
+The host is resolved once per attempt: the addresses are checked, and the request is sent
+to a checked address itself (the URL's host replaced by it, ``Host`` and the TLS server name
+— SNI and certificate verification — still the host's name), so a DNS answer that changes
+between the check and the connection (DNS rebinding) cannot point the request elsewhere.
+Such requests go straight to the address, never through an ``HTTP(S)_PROXY`` (a proxy would
+resolve the name again).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 SIGNATURE_HEADER = "X-Facedit-Signature"
 EVENT_HEADER = "X-Facedit-Event"
@@ -79,19 +86,36 @@ def check_callback_url(url: str, allow_hosts: Collection[str] = ()) -> str:
     return url
 
 
-def _check_addresses(host: str, port: int) -> None:
-    """Refuse hosts that resolve to non-public addresses (SSRF into the cluster)."""
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return address.is_global
+
+
+def resolve_public(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order, once; WebhookUrlError
+    if it does not resolve or any of them is not public (SSRF into the cluster)."""
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except OSError as exc:
         raise WebhookUrlError(f"callback host {host!r} does not resolve: {exc}") from exc
+    addresses: list[str] = []
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global:
+        if not _is_public(address):
             raise WebhookUrlError(
                 f"callback host {host!r} resolves to the non-public address {address}; "
                 "add it to FACEDIT_WEBHOOK_ALLOW_HOSTS to allow it"
             )
+        if str(address) not in addresses:
+            addresses.append(str(address))
+    if not addresses:
+        raise WebhookUrlError(f"callback host {host!r} resolves to no address")
+    return addresses
+
+
+def pinned_url(parts: SplitResult, address: str, port: int) -> str:
+    """``parts`` with its host replaced by ``address`` (the port made explicit)."""
+    literal = f"[{address}]" if ":" in address else address
+    return parts._replace(netloc=f"{literal}:{port}").geturl()
 
 
 # -- signatures ---------------------------------------------------------------------------
@@ -169,15 +193,23 @@ class AttemptResult:
     retryable: bool
 
 
+MAX_ADDRESSES_TRIED = 4  # a host with more addresses: the first ones
+
+
 def post(
     delivery: Delivery,
     secret: str,
     *,
     allow_hosts: Collection[str] = (),
     timeout_s: float = 10.0,
+    verify: Any = True,
 ) -> AttemptResult:
     """POST one delivery, signed. 2xx is delivered; 408, 429, 5xx and network errors are
-    worth retrying; other answers and refused URLs are not."""
+    worth retrying; other answers and refused URLs are not.
+
+    A host that is not allow-listed is resolved once; the request goes to the checked
+    addresses (the next one only when connecting to one fails), with the host's name in
+    ``Host`` and as the TLS server name. ``verify``: httpx's (the CAs to trust)."""
     import httpx
 
     try:
@@ -185,8 +217,9 @@ def post(
         parts = urlsplit(delivery.url)
         host = (parts.hostname or "").lower()
         port = parts.port or (443 if parts.scheme == "https" else 80)
+        addresses = None
         if not _host_allowed(host, parts.port, allow_hosts):
-            _check_addresses(host, port)
+            addresses = resolve_public(host, port)[:MAX_ADDRESSES_TRIED]
     except WebhookUrlError as exc:
         return AttemptResult(False, None, str(exc), retryable=False)
     body = encode_payload(delivery.payload)
@@ -198,9 +231,12 @@ def post(
         DELIVERY_HEADER: delivery.id,
     }
     try:
-        response = httpx.post(
-            delivery.url, content=body, headers=headers, timeout=timeout_s, follow_redirects=False
-        )
+        if addresses is None:  # an allow-listed host (development): connect by name
+            response = httpx.post(delivery.url, content=body, headers=headers,
+                                  timeout=timeout_s, follow_redirects=False, verify=verify)
+        else:
+            response = _post_pinned(parts, host, port, addresses, body, headers, timeout_s,
+                                    verify)
     except httpx.HTTPError as exc:
         return AttemptResult(False, None, f"{type(exc).__name__}: {exc}", retryable=True)
     code = response.status_code
@@ -208,6 +244,27 @@ def post(
         return AttemptResult(True, code, None, retryable=False)
     retryable = code in (408, 425, 429) or code >= 500
     return AttemptResult(False, code, f"HTTP {code}", retryable=retryable)
+
+
+def _post_pinned(parts: SplitResult, host: str, port: int, addresses: list[str], body: bytes,
+                 headers: dict[str, str], timeout_s: float, verify: Any) -> Any:
+    """POST to the first of ``addresses`` that accepts a connection, as if to ``host``."""
+    import httpx
+
+    headers = {**headers, "Host": parts.netloc.rpartition("@")[2]}
+    # TLS: SNI and certificate verification against the name, not the address.
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    with httpx.Client(timeout=timeout_s, follow_redirects=False, verify=verify,
+                      trust_env=False) as client:
+        for i, address in enumerate(addresses):
+            request = client.build_request("POST", pinned_url(parts, address, port),
+                                           content=body, headers=headers, extensions=extensions)
+            try:
+                return client.send(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                if i == len(addresses) - 1:
+                    raise
+    raise AssertionError("unreachable: addresses is never empty")
 
 
 def backoff_seconds(attempt: int, base_s: float, cap_s: float = 600.0) -> float:

@@ -72,6 +72,7 @@ class JobOutcome:
     output_uri: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    stages: dict[str, float] = field(default_factory=dict)  # a succeeded job's seconds per step
 
 
 @dataclass
@@ -318,7 +319,8 @@ class JobRunner:
         )  # fmt: skip
         if not won:
             return self._outcome(work, "cancelled")
-        return self._outcome(work, "succeeded", output_uri=results[0]["uri"])
+        return self._outcome(work, "succeeded", output_uri=results[0]["uri"],
+                             stages=dict(work.stages))
 
     def _store_variant(
         self, work: _Work, k: int, items: list[int], output: PipelineResult
@@ -401,8 +403,18 @@ class JobRunner:
         return self._outcome(work, status, error_code=exc.code, error_message=exc.message)
 
     def _fail(self, work: _Work, code: str, message: str) -> JobOutcome:
-        self.store.fail(work.job.id, code, message)
-        return self._outcome(work, "failed", error_code=code, error_message=message)
+        status = "failed"
+        if not self.store.fail(work.job.id, code, message):
+            # No longer queued or running: cancelled meanwhile (the outcome says so, the job
+            # is not this runner's failure), or this very failure was recorded just before a
+            # dropped connection.
+            try:
+                job = self.store.get_job(work.job.id)
+            except DatabaseUnavailable:
+                job = None
+            if job is not None:
+                status = str(getattr(job.status, "value", job.status))
+        return self._outcome(work, status, error_code=code, error_message=message)
 
     def _outcome(self, work: _Work, status: str, **kwargs: Any) -> JobOutcome:
         return JobOutcome(work.job.id, status, time.perf_counter() - work.started, **kwargs)

@@ -1,8 +1,10 @@
 """Deployment artifacts, validated offline: docker-compose.yml with the real Compose CLI,
 the Kubernetes manifests against the Kubernetes and KEDA schemas, the Dockerfiles with
-hadolint and BuildKit's parser, the Prometheus config and Grafana dashboard, and the
-invariants the design relies on (GPU reservation, grace period > job time limit, KEDA on
-the `facedit` list, no torch in the API image, every variable documented).
+hadolint and BuildKit's parser, the Prometheus config, alert rules and Grafana dashboard
+(every PromQL expression parsed and checked against the metrics the code registers), and
+the invariants the design relies on (GPU reservation, grace period > job time limit, KEDA
+on the `facedit` list only, webhooks on their own queue and worker, no torch in the API
+image, every variable documented).
 """
 
 from __future__ import annotations
@@ -52,9 +54,12 @@ API_DOCKERFILE = REPO / "docker" / "api.Dockerfile"
 WORKER_DOCKERFILE = REPO / "docker" / "worker.Dockerfile"
 K8S_DIR = REPO / "infra" / "k8s"
 PROMETHEUS_CONFIG = REPO / "infra" / "prometheus" / "prometheus.yml"
+ALERT_RULES = REPO / "infra" / "prometheus" / "alerts.yml"
 DASHBOARD = REPO / "infra" / "grafana" / "facedit-dashboard.json"
 
 QUEUE = "facedit"  # the Celery queue; with the Redis transport, also the Redis list's name
+WEBHOOK_QUEUE = "facedit-webhooks"  # the webhook deliveries' queue (KEDA must not count it)
+WORKER_METRICS_PORT = 9191
 NAMESPACE = "facedit"
 COMPOSE_SERVICES = {
     "redis",
@@ -64,10 +69,12 @@ COMPOSE_SERVICES = {
     "migrate",
     "api",
     "worker",
+    "webhook-worker",
     "flower",
 }
 ONE_SHOT_SERVICES = {"seaweedfs-init", "migrate"}
-FACEDIT_PROCESSES = {"api", "worker", "migrate"}
+FACEDIT_PROCESSES = {"api", "worker", "webhook-worker", "migrate"}
+WORKER_SERVICES = {"worker", "webhook-worker"}
 # Settings every facedit process needs to reach its database, broker and storage.
 REQUIRED_SETTINGS = {
     "FACEDIT_DATABASE_URL",
@@ -224,7 +231,7 @@ def test_start_order_is_enforced_by_conditions(compose: dict[str, Any]) -> None:
         },
         "flower": {"redis": "service_healthy"},
     }
-    expected["worker"] = expected["api"]
+    expected["worker"] = expected["webhook-worker"] = expected["api"]
     for name, needs in expected.items():
         got = {d: r["condition"] for d, r in services[name].get("depends_on", {}).items()}
         assert got == needs, name
@@ -241,7 +248,21 @@ def test_facedit_processes_run_the_cli_from_the_two_images(compose: dict[str, An
         for name, s in services.items()
         if "build" in s
     }
-    assert builds == {"api": API_DOCKERFILE, "migrate": API_DOCKERFILE, "worker": WORKER_DOCKERFILE}
+    assert builds == {"api": API_DOCKERFILE, "migrate": API_DOCKERFILE, "worker": WORKER_DOCKERFILE,
+                      "webhook-worker": API_DOCKERFILE}
+
+
+def test_webhooks_have_their_own_light_worker(compose: dict[str, Any]) -> None:
+    """Webhook deliveries: their own worker, on the API image (no torch), without a GPU;
+    the GPU worker consumes the job queue only (the CLI picks the queue from the role)."""
+    services = compose["services"]
+    hooks = services["webhook-worker"]
+    assert hooks["command"] == ["facedit", "worker", "--webhooks"], "exec form, the role flag"
+    assert hooks["image"] == services["api"]["image"]
+    assert "deploy" not in hooks or "devices" not in json.dumps(hooks["deploy"])
+    assert go_duration_seconds(hooks["stop_grace_period"]) > 10  # one attempt's timeout
+    assert "--webhooks" not in services["worker"]["command"]
+    assert "webhooks@" in " ".join(hooks["healthcheck"]["test"])
 
 
 def test_facedit_processes_share_one_configuration(compose: dict[str, Any]) -> None:
@@ -462,6 +483,45 @@ def test_worker_deployment_holds_one_gpu_and_outlives_a_job(manifests: list[Mani
     assert weights["readOnly"] is True
 
 
+def _metrics_port(body: dict[str, Any]) -> int:
+    """The port a worker Deployment serves /metrics on: its setting, its container port and
+    its Prometheus annotations agree."""
+    template = body["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    env = {v["name"]: v.get("value") for v in container.get("env", [])}
+    port = int(env["FACEDIT_WORKER_METRICS_PORT"])
+    assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in container["ports"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(port)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    return port
+
+
+def test_workers_expose_their_metrics_to_prometheus(manifests: list[Manifest]) -> None:
+    for name in ("facedit-worker", "facedit-webhook-worker"):
+        assert _metrics_port(_one(manifests, "Deployment", name)) == WORKER_METRICS_PORT, name
+
+
+def test_webhook_worker_runs_without_gpu_on_the_api_image(manifests: list[Manifest]) -> None:
+    hooks = _one(manifests, "Deployment", "facedit-webhook-worker")
+    pod = hooks["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["facedit", "worker", "--webhooks"]
+    (api,) = _containers(_one(manifests, "Deployment", "facedit-api"))
+    assert container["image"] == api["image"], "no torch: the API image"
+    assert "nvidia.com/gpu" not in json.dumps(container["resources"])
+    assert "tolerations" not in pod and "nodeSelector" not in pod
+    assert hooks["spec"]["replicas"] >= 1
+    assert pod["terminationGracePeriodSeconds"] > 10  # one attempt's timeout
+    # /tmp is writable (prometheus_client's multiprocess files) on a read-only root.
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])
+    scaled = [m for m in manifests if m.kind == "ScaledObject"]
+    assert all(m.body["spec"]["scaleTargetRef"]["name"] != hooks["metadata"]["name"]
+               for m in scaled)
+
+
 def test_keda_scales_the_worker_deployment_on_the_celery_queue(manifests: list[Manifest]) -> None:
     scaled = _one(manifests, "ScaledObject", "facedit-worker")["spec"]
     target = scaled["scaleTargetRef"]
@@ -472,6 +532,11 @@ def test_keda_scales_the_worker_deployment_on_the_celery_queue(manifests: list[M
     assert trigger["type"] == "redis"
     metadata = trigger["metadata"]
     assert metadata["listName"] == QUEUE
+    # Webhook deliveries (and their retries) wait in a list of their own, never counted here.
+    from shared.core.config import Settings
+
+    defaults = Settings()
+    assert (defaults.queue, defaults.webhook_queue) == (QUEUE, WEBHOOK_QUEUE)
     assert int(metadata["listLength"]) >= 1
     assert 0 <= scaled["minReplicaCount"] <= scaled["maxReplicaCount"]
     assert scaled["maxReplicaCount"] >= 1
@@ -541,7 +606,9 @@ def test_pods_read_existing_settings_and_run_as_non_root(manifests: list[Manifes
                 ref = variable.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     assert ref["name"] == "facedit-secrets" and ref["key"] in secret
-        if manifest.kind == "Deployment" and manifest.name in {"facedit-api", "facedit-worker"}:
+        if manifest.kind == "Deployment" and manifest.name in {
+            "facedit-api", "facedit-worker", "facedit-webhook-worker"
+        }:
             (container,) = pod["containers"]
             assert {
                 s.get("configMapRef", s.get("secretRef"))["name"] for s in container["envFrom"]
@@ -578,6 +645,7 @@ PROMETHEUS_SCHEMA: dict[str, Any] = {
     "required": ["scrape_configs"],
     "additionalProperties": False,
     "properties": {
+        "rule_files": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "global": {
             "type": "object",
             "additionalProperties": False,
@@ -642,23 +710,38 @@ def _scrape_targets(job: dict[str, Any]) -> set[str]:
     return targets | {f"{n}:{c['port']}" for c in job.get("dns_sd_configs", []) for n in c["names"]}
 
 
-def test_prometheus_scrapes_the_api_and_flower(compose: dict[str, Any]) -> None:
+def test_prometheus_scrapes_the_api_the_workers_and_flower(compose_tmp: Path) -> None:
     yaml = require_module("yaml", "PyYAML")
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text("utf-8"))
     errors = json_schema_errors(config, PROMETHEUS_SCHEMA)
     assert not errors, "\n".join(errors)
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert len(jobs) == len(config["scrape_configs"]), "job names must be unique"
-    published = {
-        name: {p["target"] for p in s.get("ports", [])} for name, s in compose["services"].items()
-    }
+    compose = _compose_config(compose_tmp, None, "--profile", "monitoring")
+    services = compose["services"]
+    published = {name: {p["target"] for p in s.get("ports", [])} for name, s in services.items()}
     scraped = {}
-    for job in jobs.values():
+    for name, job in jobs.items():
         for target in _scrape_targets(job):
             host, port = target.rsplit(":", 1)
-            scraped[host] = (int(port), job.get("metrics_path", "/metrics"))
-    assert scraped["api"] == (8000, "/metrics") and 8000 in published["api"]
-    assert scraped["flower"] == (5555, "/metrics") and 5555 in published["flower"]
+            scraped[host] = (name, int(port), job.get("metrics_path", "/metrics"))
+    assert scraped["api"] == ("facedit-api", 8000, "/metrics") and 8000 in published["api"]
+    assert scraped["flower"] == ("facedit-flower", 5555, "/metrics")
+    assert 5555 in published["flower"]
+    # Every worker's main process serves its pool's metrics on FACEDIT_WORKER_METRICS_PORT;
+    # the job names are the Kubernetes app names the alert rules and dashboard use.
+    for service, job_name in (("worker", "facedit-worker"),
+                              ("webhook-worker", "facedit-webhook-worker")):
+        port = int(services[service]["environment"]["FACEDIT_WORKER_METRICS_PORT"])
+        assert port == WORKER_METRICS_PORT
+        assert scraped[service] == (job_name, port, "/metrics")
+        assert str(port) in services[service].get("expose", []), service
+    # The alert rules are loaded, and mounted beside the configuration.
+    assert config["rule_files"] == [ALERT_RULES.name]
+    mounts = {Path(m["source"]): m["target"] for m in services["prometheus"]["volumes"]
+              if m["type"] == "bind"}
+    assert mounts[ALERT_RULES] == f"/etc/prometheus/{ALERT_RULES.name}"
+    assert Path(mounts[PROMETHEUS_CONFIG]).parent == Path(mounts[ALERT_RULES]).parent
 
 
 def _dashboard_targets(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
@@ -716,8 +799,12 @@ def test_dashboard_shows_jobs_queue_and_latency_quantiles() -> None:
     def matching(metric: str) -> list[dict[str, Any]]:
         return [q for q in queries if metric in q["metrics"]]
 
-    assert any(frozenset({"status"}) in q["groupings"] for q in matching("facedit_jobs_total"))
-    assert matching("facedit_queue_depth")
+    for metric in ("facedit_jobs_finished_total", "facedit_jobs"):
+        assert any(frozenset({"status"}) in q["groupings"] for q in matching(metric)), metric
+    assert any(frozenset({"error_code"}) in q["groupings"]
+               for q in matching("facedit_jobs_finished_total"))
+    assert any(frozenset({"queue"}) in q["groupings"] for q in matching("facedit_queue_depth"))
+    assert matching("facedit_webhook_deliveries_total")
     for metric, labels in (
         ("facedit_stage_seconds_bucket", {"le", "stage"}),
         ("facedit_job_seconds_bucket", {"le"}),
@@ -729,3 +816,21 @@ def test_dashboard_shows_jobs_queue_and_latency_quantiles() -> None:
             for phi in q["quantiles"]
         }
         assert {0.5, 0.95} <= quantiles, f"{metric}: p50/p95 by {sorted(labels)}: {quantiles}"
+
+
+S3_LIFECYCLE = REPO / "infra" / "s3" / "lifecycle.json"
+
+
+def test_s3_lifecycle_rules_expire_what_retention_would_at_the_default_ages() -> None:
+    from shared.core.config import Settings
+    from shared.jobs.retention import OUTPUTS, UPLOADS
+
+    rules = json.loads(S3_LIFECYCLE.read_text("utf-8"))["Rules"]
+    by_prefix = {rule["Filter"]["Prefix"]: rule for rule in rules}
+    assert set(by_prefix) == {f"{UPLOADS}/", f"{OUTPUTS}/"}, "only what retention looks after"
+    defaults = Settings.model_fields
+    for prefix, setting in ((UPLOADS, "retain_uploads_days"), (OUTPUTS, "retain_outputs_days")):
+        rule = by_prefix[f"{prefix}/"]
+        assert rule["Status"] == "Enabled"
+        assert rule["Expiration"]["Days"] == defaults[setting].default, prefix
+    assert "infra/s3/lifecycle.json" in (REPO / "infra" / "README.md").read_text("utf-8")

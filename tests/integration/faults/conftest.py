@@ -58,6 +58,9 @@ BASE_SETTINGS = {
     "FACEDIT_LEASE_SECONDS": "3",
     "FACEDIT_SWEEP_INTERVAL_SECONDS": "0.5",
     "FACEDIT_TRANSIENT_RETRY_SECONDS": "0.5",
+    # The fault tests poll and submit fast; the rate limits are tested in
+    # tests/integration/service/test_rate_limits.py (with their Redis down: fail open).
+    "FACEDIT_RATE_LIMIT_REQUESTS_PER_SECOND": "500",
 }
 # A normal job: one edit on an aligned 256² face (no face detection).
 JOB = {"edits": ["smile=+2"], "align": "never"}

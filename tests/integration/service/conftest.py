@@ -1,7 +1,8 @@
 """The real distributed stack, started once per test session: PostgreSQL, Redis and
 SeaweedFS from tests/fixtures/services.py, the API (uvicorn serving ``create_app`` in a
-thread of this process, reached over real HTTP), and two Celery workers as subprocesses
-running the ``toy`` models on the CPU (``facedit worker``).
+thread of this process, reached over real HTTP), two Celery GPU workers as subprocesses
+running the ``toy`` models on the CPU (``facedit worker``) and one webhook worker
+(``facedit worker --webhooks``, no models), each serving its Prometheus metrics on a port.
 
 Each session gets its own database, bucket and queue name, so it shares nothing with
 other sessions on the same Redis.
@@ -48,10 +49,15 @@ class Worker:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    metrics_port: int = 0
 
     @property
     def node(self) -> str:
         return f"{self.name}@{socket.gethostname()}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -67,7 +73,8 @@ class Stack:
     storage: S3Storage
     redis: redis.Redis
     api_url: str
-    workers: list[Worker]
+    workers: list[Worker]  # the GPU workers (job queue)
+    webhook_worker: Worker | None = None  # the webhook queue's
     keys: dict[str, str] = field(default_factory=dict)  # owner → API key
     tmp: Path = Path()
 
@@ -79,12 +86,21 @@ class Stack:
         return httpx.Client(base_url=self.api_url, headers=headers, timeout=60)
 
     def upload(self, client: httpx.Client, data: bytes, filename: str = "face.png") -> str:
-        """Upload through the API: POST /v1/uploads, then PUT to the presigned URL."""
+        """Upload through the API: POST /v1/uploads, then POST the S3 form it returns."""
+        target, answer = self.post_upload(client, data, filename)
+        assert answer.status_code == 204, answer.text
+        return target["key"]
+
+    def post_upload(
+        self, client: httpx.Client, data: bytes, filename: str = "face.png"
+    ) -> tuple[dict[str, Any], httpx.Response]:
+        """The /v1/uploads answer, and S3's answer to its form posted with ``data``."""
         target = client.post("/v1/uploads", json={"filename": filename})
         assert target.status_code == 201, target.text
-        put = httpx.put(target.json()["upload_url"], content=data, timeout=60)
-        assert put.status_code == 200, put.text
-        return target.json()["key"]
+        form = target.json()
+        answer = httpx.post(form["upload_url"], data=form["fields"],
+                            files={"file": (filename, data)}, timeout=60)
+        return form, answer
 
     def wait_job(
         self, client: httpx.Client, job_id: str, timeout_s: float = 60.0
@@ -152,21 +168,26 @@ class Stack:
             assert len(replies) == len(nodes), replies
             app.close()
 
+    def all_workers(self) -> list[Worker]:
+        return [*self.workers, *([self.webhook_worker] if self.webhook_worker else [])]
+
     def worker_logs(self, chars: int = 3000) -> str:
-        return "\n".join(f"--- {w.name}\n{w.log()[-chars:]}" for w in self.workers)
+        return "\n".join(f"--- {w.name}\n{w.log()[-chars:]}" for w in self.all_workers())
 
 
-def _start_worker(name: str, env: dict[str, str], log_path: Path) -> Worker:
+def _start_worker(name: str, env: dict[str, str], log_path: Path, *args: str,
+                  metrics_port: int = 0) -> Worker:
     command = [
         sys.executable, "-c", "import sys; from facedit.cli import app; sys.exit(app())",
         "worker", "--concurrency", "1", "--name", f"{name}@%h", "--loglevel", "info",
+        "--metrics-port", str(metrics_port), *args,
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    return Worker(name, process, log_path)
+    return Worker(name, process, log_path, metrics_port)
 
 
 def _stop_worker(worker: Worker) -> None:
@@ -239,6 +260,9 @@ def stack(
         "FACEDIT_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
         "FACEDIT_WEBHOOK_RETRY_SECONDS": "0.2",
         "FACEDIT_WEBHOOK_TIMEOUT_SECONDS": "5",
+        # The tests poll as fast as they can; test_rate_limits.py runs APIs of its own with
+        # low limits (the images per minute keep their default here).
+        "FACEDIT_RATE_LIMIT_REQUESTS_PER_SECOND": "500",
     }
     aws = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FACEDIT_", "AWS_"))}
@@ -250,15 +274,22 @@ def stack(
     os.environ.update(aws)  # the in-process API's boto3 client reads them
     client = redis.Redis.from_url(redis_url)
     workers: list[Worker] = []
+    webhook_worker: Worker | None = None
     try:
         from api.app import create_app
 
-        workers = [_start_worker(f"w{i}-{queue}", env, tmp / f"worker{i}.log") for i in (1, 2)]
+        ports = free_ports(3)
+        workers = [
+            _start_worker(f"w{i}-{queue}", env, tmp / f"worker{i}.log", metrics_port=ports[i])
+            for i in (1, 2)
+        ]
+        webhook_worker = _start_worker(f"hooks-{queue}", env, tmp / "webhooks.log",
+                                       "--webhooks", metrics_port=ports[0])
         with ApiServer(create_app(settings)) as api_url:
             stack = Stack(
                 settings=settings, env=env, store=store,
                 storage=s3_server.storage(bucket, "data"), redis=client, api_url=api_url,
-                workers=workers, tmp=tmp,
+                workers=workers, webhook_worker=webhook_worker, tmp=tmp,
             )  # fmt: skip
             keys = ApiKeys(store)
             for owner in ("alice", "bob"):
@@ -266,35 +297,37 @@ def stack(
             _wait_for_workers(stack)
             yield stack
     finally:
-        for worker in workers:
+        for worker in [*workers, *([webhook_worker] if webhook_worker else [])]:
             _stop_worker(worker)
         for name, value in saved_aws.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        client.delete(
-            lock_key(queue), queue, f"_kombu.binding.{queue}",
-            f"_kombu.binding_permanent.{queue}",
-        )  # fmt: skip
+        for name in (queue, settings.webhook_queue):
+            client.delete(name, f"_kombu.binding.{name}", f"_kombu.binding_permanent.{name}")
+        client.delete(lock_key(queue))
         client.close()
         store.close()
 
 
 def _wait_for_workers(stack: Stack) -> None:
-    """Both workers have loaded their models and answer remote control."""
+    """Both GPU workers have loaded their models, and they and the webhook worker answer
+    remote control and serve their metrics."""
     from workers.celery_app import make_celery
 
     deadline = time.monotonic() + WORKER_START_TIMEOUT_S
     app = make_celery(stack.settings)
     try:
         while True:
-            for worker in stack.workers:
+            for worker in stack.all_workers():
                 if worker.process.poll() is not None:
                     raise RuntimeError(f"worker {worker.name} exited:\n{worker.log()[-6000:]}")
-            ready = all(" ready." in w.log() for w in stack.workers)
-            if ready and stack.store.read_catalog(stack.settings.queue):
-                nodes = [w.node for w in stack.workers]
+            ready = all(" ready." in w.log() for w in stack.all_workers())
+            if ready and stack.store.read_catalog(stack.settings.queue) and all(
+                "worker metrics on" in w.log() for w in stack.all_workers()
+            ):
+                nodes = [w.node for w in stack.all_workers()]
                 replies = app.control.ping(timeout=1, destination=nodes)
                 if len(replies) == len(nodes):
                     return

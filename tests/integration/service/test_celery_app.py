@@ -35,7 +35,12 @@ def test_celery_settings_keep_jobs_safe() -> None:
     assert conf.worker_prefetch_multiplier == 1
     assert conf.worker_proc_alive_timeout >= 60
     assert conf.task_default_queue == "facedit"
-    assert {q.name for q in conf.task_queues} == {"facedit"}
+    assert {q.name for q in conf.task_queues} == {"facedit", "facedit-webhooks"}
+    # Webhooks on their own queue, which KEDA does not count: they never scale GPU workers.
+    assert conf.task_routes == {
+        PROCESS_JOBS_TASK: {"queue": "facedit"},
+        DELIVER_WEBHOOK_TASK: {"queue": "facedit-webhooks"},
+    }
     import workers.tasks  # noqa: F401
 
     for name in (PROCESS_JOBS_TASK, DELIVER_WEBHOOK_TASK):
@@ -92,6 +97,39 @@ def test_worker_start_registers_the_tasks_and_connects_the_signals() -> None:
     assert found["handlers"] == {
         "worker_process_init": ["workers.signals._load_models"],
         "worker_process_shutdown": ["workers.signals._close_runtime"],
-        "worker_ready": ["workers.signals._start_sweeper"],
-        "worker_shutdown": ["workers.signals._stop_sweeper"],
+        "worker_ready": ["workers.signals._serve_metrics", "workers.signals._start_sweeper"],
+        "worker_shutdown": ["workers.signals._stop_metrics", "workers.signals._stop_sweeper"],
     }
+
+
+def test_webhook_queue_defaults_after_the_job_queue_and_never_equals_it() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from shared.core.config import Settings
+
+    assert Settings(queue="q1").webhook_queue == "q1-webhooks"
+    assert Settings(queue="q1", webhook_queue="hooks").webhook_queue == "hooks"
+    with pytest.raises(ValidationError):
+        Settings(queue="q1", webhook_queue="q1")
+
+
+def test_a_webhook_worker_loads_no_models(tmp_path) -> None:
+    """``facedit worker --webhooks`` (FACEDIT_WORKER_ROLE=webhooks): its process runtime has
+    no pipeline and no storage, and nothing it imports reaches torch or the image stack — it
+    runs in the API image, without a GPU."""
+    code = f"""if True:
+        import json, os, sys
+        os.environ["FACEDIT_WORKER_ROLE"] = "webhooks"
+        os.environ["FACEDIT_DATA_DIR"] = {str(tmp_path)!r}
+        os.environ["FACEDIT_MODELS"] = "toy"
+        from workers.celery_app import celery_app
+        celery_app.loader.import_default_modules()
+        from workers.runtime import init_process
+        runtime = init_process()
+        heavy = ("torch", "cv2", "numba", "dlib", "scipy", "skimage")
+        print(json.dumps({{"pipeline": runtime.pipeline, "storage": runtime.storage,
+                          "heavy": sorted(m for m in heavy if m in sys.modules)}}))
+    """
+    found = json.loads(_run(code).strip().splitlines()[-1])
+    assert found == {"pipeline": None, "storage": None, "heavy": []}

@@ -12,18 +12,23 @@ from tests.fixtures.services import free_ports
 from tests.integration.service.conftest import BATCH_SIZE, Stack
 
 
-def test_messages_name_the_workers_tasks(stack: Stack) -> None:
-    name = f"{stack.settings.queue}-probe"  # a queue no worker takes from
-    queue = TaskQueue(stack.settings.model_copy(update={"queue": name}))
+def test_messages_name_the_workers_tasks_and_go_to_their_queues(stack: Stack) -> None:
+    name = f"{stack.settings.queue}-probe"  # queues no worker takes from
+    hooks = f"{name}-webhooks"
+    queue = TaskQueue(stack.settings.model_copy(update={"queue": name, "webhook_queue": hooks}))
     try:
         assert queue.wake_workers(2 * BATCH_SIZE + 1) == 3
         queue.deliver_webhook("delivery-1")
-        messages = stack.redis.lrange(name, 0, -1)
+        jobs, webhooks = stack.redis.lrange(name, 0, -1), stack.redis.lrange(hooks, 0, -1)
     finally:
         queue.close()
-        stack.redis.delete(name, f"_kombu.binding.{name}")
-    tasks = [json.loads(message)["headers"]["task"] for message in reversed(messages)]
-    assert tasks == [PROCESS_JOBS_TASK] * 3 + [DELIVER_WEBHOOK_TASK]  # LPUSH: newest first
+        stack.redis.delete(name, f"_kombu.binding.{name}", hooks, f"_kombu.binding.{hooks}")
+
+    def tasks(messages: list[bytes]) -> list[str]:
+        return [json.loads(message)["headers"]["task"] for message in messages]
+
+    assert tasks(jobs) == [PROCESS_JOBS_TASK] * 3  # KEDA counts only these
+    assert tasks(webhooks) == [DELIVER_WEBHOOK_TASK]
 
 
 def test_a_broker_outage_is_logged_not_raised(caplog) -> None:
