@@ -137,10 +137,14 @@ def run_embedded(
         namer = OutputNamer(out_dir, _files_of([r for r in previous if r.request not in rerun]))
         by_job = dict(zip(batch.job_ids, pending, strict=True))
         ids = list(batch.job_ids)
+        # The next batch is claimed and read while the current one runs, and the previous
+        # one is stored meanwhile (JobRunner.process_batches).
+        claims = (runner.claim(ids[start : start + batch_size])
+                  for start in range(0, len(ids), batch_size))
         try:
-            for start in range(0, len(ids), batch_size):
+            for outcomes in runner.process_batches(claims, store_threads=settings.store_threads):
                 rows = []
-                for outcome in runner.run(ids[start : start + batch_size]):
+                for outcome in outcomes:
                     index, path, _, key = by_job[outcome.job_id]
                     row = _log_row(store.get_job(outcome.job_id), outcome, key, storage,
                                    out_dir, namer)

@@ -36,15 +36,16 @@ WEBHOOKS_ROLE = "webhooks"
 CATALOG_REFRESH_S = 60.0
 
 
-def build_pipeline(models: str, weights_dir: Any, device: str, max_items: int | None = None
-                   ) -> Any:
-    """The pipeline a worker runs: the null pipeline for ``null``, else an EditPipeline
-    with the bundle ``shared.editing.bundle.load_bundle`` builds (``toy``, ``auto`` or a folder).
+def build_pipeline(models: str, weights_dir: Any, device: str, max_items: int | None = None,
+                   null_hold_ms: float = 0.0) -> Any:
+    """The pipeline a worker runs: the null pipeline for ``null`` (holding each batch
+    ``null_hold_ms`` per image: a stand-in accelerator), else an EditPipeline with the
+    bundle ``shared.editing.bundle.load_bundle`` builds (``toy``, ``auto`` or a folder).
     ``max_items``: how many (image, sweep step) items go through the generator at once."""
     if models == NULL_MODELS:
         from shared.editing.null_pipeline import NullPipeline
 
-        return NullPipeline()
+        return NullPipeline(hold_seconds_per_image=null_hold_ms / 1000)
     from shared.editing.bundle import load_bundle
     from shared.editing.pipeline import EditPipeline
 
@@ -120,6 +121,22 @@ class WorkerRuntime:
             self.store, self.storage, self.pipeline, self.settings, worker_id=self.worker_id
         )
 
+    def claims(self, held: ClaimedJobs, drain_seconds: float) -> Iterator[list[JobRecord]]:
+        """Batches of up to FACEDIT_BATCH_SIZE queued jobs, claimed one after the other (for
+        :meth:`JobRunner.process_batches`, which asks for the next while the current one
+        runs) until none is queued or ``drain_seconds`` have passed; each claimed job is
+        added to ``held`` (whose leases the heartbeat renews)."""
+        deadline = time.monotonic() + drain_seconds
+        while True:
+            self.backoff.wait()
+            jobs = self.claim()
+            if not jobs:
+                return
+            held.add(jobs)
+            yield jobs
+            if time.monotonic() >= deadline:
+                return
+
     @property
     def redis(self) -> Any:
         if self._redis is None:
@@ -150,15 +167,43 @@ class WorkerRuntime:
             self._redis.close()
 
 
+class ClaimedJobs:
+    """The jobs a task has claimed and not yet finished (thread-safe: claimed by the prefetch
+    thread, finished by the task's thread, renewed by the heartbeat)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, JobRecord] = {}
+
+    def add(self, jobs: Sequence[JobRecord]) -> None:
+        with self._lock:
+            self._jobs.update((job.id, job) for job in jobs)
+
+    def finish(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        """Drop the finished ones; returns their records."""
+        with self._lock:
+            return [self._jobs.pop(job_id) for job_id in job_ids if job_id in self._jobs]
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._jobs)
+
+    def jobs(self) -> list[JobRecord]:
+        with self._lock:
+            return list(self._jobs.values())
+
+
 @contextmanager
-def heartbeat(runtime: WorkerRuntime, job_ids: Sequence[str]) -> Iterator[None]:
+def heartbeat(runtime: WorkerRuntime, held: ClaimedJobs | Sequence[str]) -> Iterator[None]:
     """Renew the leases of the jobs being run (every third of the lease) until the block
-    ends, so the sweep never requeues a job whose worker is alive."""
+    ends, so the sweep never requeues a job whose worker is alive. ``held``: job ids, or the
+    :class:`ClaimedJobs` of a task (those it holds at each beat)."""
     lease = runtime.settings.lease_seconds
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(lease / 3):
+            job_ids = held.ids() if isinstance(held, ClaimedJobs) else held
             for job_id in job_ids:
                 try:
                     runtime.store.heartbeat(job_id, runtime.worker_id, lease)
@@ -192,7 +237,8 @@ def init_process(index: int | None = None, settings: Settings | None = None) -> 
             assign_gpu(index)
             try:
                 pipeline = build_pipeline(settings.models, settings.weights_dir,
-                                          settings.device, max_items=settings.batch_size)
+                                          settings.device, max_items=settings.batch_size,
+                                          null_hold_ms=settings.null_hold_ms)
             except Exception:
                 log.exception("could not load the models (FACEDIT_MODELS=%s)", settings.models)
                 raise

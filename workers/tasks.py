@@ -17,7 +17,7 @@ from shared.core.webhooks import backoff_seconds, owner_secret, parse_allow_host
 from shared.jobs import TRANSIENT_DATABASE_ERRORS, JobStatus
 from workers import metrics
 from workers.celery_app import celery_app
-from workers.runtime import WorkerRuntime, get_runtime, heartbeat
+from workers.runtime import ClaimedJobs, WorkerRuntime, get_runtime, heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -42,33 +42,43 @@ RETRY_OPTIONS: dict[str, Any] = {
 
 @celery_app.task(name=PROCESS_JOBS_TASK, **RETRY_OPTIONS)
 def process_jobs() -> dict[str, Any]:
-    """Claim up to FACEDIT_BATCH_SIZE queued jobs and run them as one batch."""
+    """Claim batches of up to FACEDIT_BATCH_SIZE queued jobs and run them, the next batch
+    claimed and fetched while the current one runs and the previous one is stored
+    (``JobRunner.process_batches``), while jobs are queued, for at most
+    FACEDIT_WORKER_DRAIN_SECONDS of claiming."""
     runtime = get_runtime()
     if runtime.pipeline is None:  # a webhook worker: it claims no jobs (they need models)
         log.warning("%s reached a worker without models; left for the GPU workers",
                     PROCESS_JOBS_TASK)
         return {"claimed": 0}
-    runtime.backoff.wait()
-    jobs = runtime.claim()
-    if not jobs:
-        return {"claimed": 0}
+    settings = runtime.settings
+    held = ClaimedJobs()
+    statuses: dict[str, int] = {}
+    claimed = batches = 0
     try:
-        with heartbeat(runtime, [job.id for job in jobs]):
-            outcomes = runtime.runner.process(jobs)
+        with heartbeat(runtime, held):
+            batches_run = runtime.runner.process_batches(
+                runtime.claims(held, settings.drain_seconds),
+                store_threads=settings.store_threads,
+            )
+            for outcomes in batches_run:
+                jobs = held.finish([outcome.job_id for outcome in outcomes])
+                metrics.outcomes_finished(jobs, outcomes)
+                runtime.backoff.record(outcomes)
+                _announce_completions(runtime, {job.batch_id for job in jobs})
+                claimed, batches = claimed + len(outcomes), batches + 1
+                for outcome in outcomes:
+                    statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
     except BaseException as exc:
-        _give_back(runtime, jobs, exc)
+        _give_back(runtime, held.jobs(), exc)
         raise
-    metrics.outcomes_finished(jobs, outcomes)
-    runtime.backoff.record(outcomes)
-    _announce_completions(runtime, {job.batch_id for job in jobs})
+    if not claimed:
+        return {"claimed": 0}
     try:
         runtime.publish_catalog()
     except Exception:  # noqa: BLE001 - the catalog is refreshed on a later task
         log.warning("could not refresh the attribute catalog", exc_info=True)
-    statuses: dict[str, int] = {}
-    for outcome in outcomes:
-        statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
-    return {"claimed": len(jobs), **statuses}
+    return {"claimed": claimed, "batches": batches, **statuses}
 
 
 def _give_back(runtime: WorkerRuntime, jobs: list[Any], exc: BaseException) -> None:

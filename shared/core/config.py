@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     rate_limit_burst_seconds: int = Field(default=2, ge=1, le=3600)
     rate_limit_images_per_minute: int = Field(default=1000, ge=0)
     rate_limit_storage_url: str = ""
+    # Throughput (shared/jobs/runner.py process_batches): threads that encode and store
+    # results behind the model stage; how long one worker task keeps claiming batches while
+    # jobs are queued (the next batch is claimed and fetched while the current one runs; at
+    # most a quarter of the task time limit, see drain_seconds);
+    # the null pipeline's stand-in accelerator time per image (benchmarks; 0: none).
+    store_threads: int = Field(default=2, ge=1, le=64)
+    worker_drain_seconds: float = Field(default=30.0, ge=0)
+    null_hold_ms: float = Field(default=0.0, ge=0)
     # Reliability: a task's hard time limit; how transient failures are retried per job.
     task_time_limit_seconds: int = Field(default=JOB_TIME_LIMIT_S, ge=5)
     transient_retry_seconds: float = Field(default=2.0, gt=0)  # first backoff, then doubling
@@ -90,6 +98,12 @@ class Settings(BaseSettings):
         """How long the broker waits for a task's acknowledgement before redelivering it:
         well beyond the task time limit, or a long task would run twice."""
         return max(VISIBILITY_TIMEOUT_S, 2 * self.task_time_limit_seconds)
+
+    @property
+    def drain_seconds(self) -> float:
+        """How long a worker task keeps claiming: FACEDIT_WORKER_DRAIN_SECONDS, at most a
+        quarter of the task time limit (the task must still finish what it holds)."""
+        return min(self.worker_drain_seconds, self.task_time_limit_seconds / 4)
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:

@@ -496,7 +496,8 @@ def to_tensor(pixels: np.ndarray):  # -> torch.Tensor
     """(H, W, C) uint8 → (1, C, H, W) float32 in [0, 1]."""
     import torch
 
-    array = np.array(pixels, copy=not pixels.flags.writeable, order="C")
+    # copy when needed for C order, and always for read-only memory (torch wants it writable)
+    array = np.array(pixels, copy=True if not pixels.flags.writeable else None, order="C")
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
@@ -509,5 +510,25 @@ def to_uint8(tensor) -> np.ndarray:
         if t.shape[0] != 1:
             raise ValueError(f"tensor: expected a single image, got batch of {t.shape[0]}")
         t = t[0]
-    t = t.float().clamp(0, 1).mul(255).round().to("cpu").byte()
+    t = t.float().clamp(0, 1)  # a new tensor: the steps below may work in place
+    t = t.mul_(255).round_().to("cpu").byte()
     return t.permute(1, 2, 0).numpy()
+
+
+def to_batch(images: list[np.ndarray], size: int):  # -> torch.Tensor
+    """(H, W, 3) uint8 images → (B, 3, size, size) float32 in [0, 1], each written once into
+    the batch (resized like ``resize(to_tensor(image), size)`` when it is not size²); the
+    values are those of ``torch.cat([resize(to_tensor(i), size) for i in images])``."""
+    import torch
+
+    from shared.editing.pipeline import resize
+
+    batch = torch.empty((len(images), 3, size, size))
+    for index, image in enumerate(images):
+        if image.ndim == 3 and image.shape == (size, size, 3):
+            # planar uint8 first (numpy's transpose copy is the fastest), then one widening copy
+            planar = np.ascontiguousarray(image.transpose(2, 0, 1))
+            batch[index].copy_(torch.from_numpy(planar)).div_(255.0)
+        else:
+            batch[index] = resize(to_tensor(image), size)[0]
+    return batch

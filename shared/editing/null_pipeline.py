@@ -5,10 +5,15 @@ It has the interface :class:`shared.jobs.runner.JobRunner` uses (``bundle.check_
 real one does — claim, fetch, decode, encode, store, state — except the GPU stages. It
 measures the orchestration cost of the job system (``bench/service.py``) and lets the
 service run where no weights and no accelerator are available.
+
+With ``hold_seconds_per_image`` (``FACEDIT_NULL_HOLD_MS``) it stands in for an accelerator:
+each batch is held that long per image in ``time.sleep``, which releases the GIL as a GPU
+kernel launch and wait would (``bench/overlap.py`` measures how busy the workers keep it).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -64,13 +69,17 @@ class NullOutput:
 class NullPipeline:
     """Decode → resize → encode; edits are checked and otherwise ignored."""
 
-    def __init__(self, bundle: NullBundle | None = None, config: Any = None) -> None:
+    def __init__(self, bundle: NullBundle | None = None, config: Any = None,
+                 hold_seconds_per_image: float = 0.0) -> None:
+        if not hold_seconds_per_image >= 0:
+            raise ValueError(f"hold_seconds_per_image must be >= 0, got {hold_seconds_per_image}")
         self.bundle = bundle or NullBundle()
         self.config = config
+        self.hold_seconds_per_image = hold_seconds_per_image
 
     def with_config(self, config: Any) -> NullPipeline:
         """The same pipeline with per-request options (a PipelineConfig)."""
-        return NullPipeline(self.bundle, config)
+        return NullPipeline(self.bundle, config, self.hold_seconds_per_image)
 
     @property
     def output_size(self) -> int:
@@ -107,6 +116,17 @@ class NullPipeline:
                 for spec in edit_list:
                     self.bundle.check_attribute(spec.attribute)
         size = self.output_size
+        if self.hold_seconds_per_image:
+            time.sleep(self.hold_seconds_per_image * images.shape[0])
         source = [i for i, item in enumerate(variants) for _ in item]
-        result = resize(images, size).clamp(0.0, 1.0)[torch.tensor(source, dtype=torch.long)]
-        return NullOutput(result, result.new_zeros((result.shape[0], 1, size, size)), source)
+        # The same values as resize(...).clamp(0, 1)[source], without the copies a stand-in
+        # should not cost: no clamp when already in range, no gather for one item per image,
+        # one zero mask shared by every item.
+        result = resize(images, size)
+        low, high = torch.aminmax(result)
+        if low < 0 or high > 1:
+            result = result.clamp(0.0, 1.0)
+        if source != list(range(images.shape[0])):
+            result = result[torch.tensor(source, dtype=torch.long)]
+        mask = result.new_zeros((1, 1, size, size)).expand(result.shape[0], 1, size, size)
+        return NullOutput(result, mask, source)

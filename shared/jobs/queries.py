@@ -10,7 +10,7 @@ jobs); :class:`JobQueries` runs each in a read transaction of its own, and
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -367,6 +367,17 @@ class JobQueries:
         """Whether the job was cancelled (False for an unknown job)."""
         with self.db.transaction(write=False) as connection:
             return status_of(connection, job_id) == JobStatus.CANCELLED
+
+    @survives_disconnects
+    def cancelled_among(self, job_ids: Sequence[str]) -> set[str]:
+        """Those of ``job_ids`` that were cancelled, in one query."""
+        if not job_ids:
+            return set()
+        with self.db.transaction(write=False) as connection:
+            return set(connection.scalars(select(jobs_table.c.id).where(
+                jobs_table.c.id.in_(list(job_ids)),
+                jobs_table.c.status == JobStatus.CANCELLED.value,
+            )))
 
     @survives_disconnects
     def finished_jobs(self, since: datetime, limit: int) -> list[FinishedJob]:

@@ -1,9 +1,10 @@
 """Process claimed jobs: read → fetch → decode → faces → pipeline → encode → store → state.
 
-One code path for every runtime: the embedded runner calls :meth:`JobRunner.run` in
-process; a Celery task claims up to a batch of queued jobs itself (it keeps their ids for the
-lease heartbeat) and calls :meth:`JobRunner.process`; both build the runner with
-:meth:`JobRunner.from_settings`. The SQL row is the source of truth: every state change is a
+One code path for every runtime, built with :meth:`JobRunner.from_settings`: the embedded
+runner and a Celery task both hand :meth:`JobRunner.process_batches` the batches they claim,
+so that I/O overlaps the model stage (the next batch is fetched and decoded, the previous
+one encoded and stored, while the pipeline runs); :meth:`JobRunner.process` runs one batch
+with each step after the other. The SQL row is the source of truth: every state change is a
 conditional UPDATE in the job store, so a job that was cancelled, or claimed by someone else,
 is never overwritten here.
 
@@ -15,7 +16,8 @@ image and each variant is pasted back into the whole photo.
 The path of one job, method by method::
 
     _prepare        _read_request → _fetch → _decode → _find_faces → _read_latent
-    _run_group      one pipeline call for every job with the same pipeline options
+                    (_prepare_batch: every job of a claimed batch, grouped by options)
+    _run_model      one pipeline call for every job with the same pipeline options
     _finish         per variant: _store_variant (paste back, encode, store); _store_latent;
                     then the state (succeeded, or cancelled if that won the race)
 
@@ -30,8 +32,12 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +54,7 @@ from shared.core.errors import (
     JobCancelled,
 )
 from shared.editing.faces import FaceInputs, assemble, prepare_faces
-from shared.editing.imaging import decode_image, encode_image, to_tensor, to_uint8
+from shared.editing.imaging import decode_image, encode_image, to_batch, to_uint8
 from shared.editing.interface import EditingPipeline, PipelineResult
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,9 @@ PROGRESS = {
     "blend": 0.7, "suppress": 0.9,
 }  # fmt: skip
 LATENT_MAX_BYTES = 64 * 1024 * 1024
+# Threads that encode and store results behind the model stage (process_batches); codecs and
+# storage clients release the GIL for most of their work.
+STORE_THREADS = 2
 
 # Called with the ids of jobs in flight and how far along they are (0…1).
 ProgressListener = Callable[[Sequence[str], float], None]
@@ -140,12 +149,16 @@ class JobRunner:
 
     def run(self, job_ids: Sequence[str]) -> list[JobOutcome]:
         """Claim the given jobs (those still queued) and process them as one batch."""
+        return self.process(self.claim(job_ids))
+
+    def claim(self, job_ids: Sequence[str]) -> list[Any]:
+        """Claim those of ``job_ids`` that are still queued, for this runner."""
         claimed = []
         for job_id in job_ids:
             job = self.store.claim(job_id, self.worker_id, self.lease_seconds)
             if job is not None:
                 claimed.append(job)
-        return self.process(claimed)
+        return claimed
 
     def run_next(self, limit: int, batch_id: str | None = None) -> list[JobOutcome]:
         """Claim up to ``limit`` of the oldest queued jobs and process them as one batch."""
@@ -154,8 +167,38 @@ class JobRunner:
 
     def process(self, jobs: Sequence[Any]) -> list[JobOutcome]:
         """Prepare each claimed job, run them in groups, store each result; outcomes in the
-        order of ``jobs``."""
-        outcomes: list[JobOutcome] = []
+        order of ``jobs``. One step after the other, in this thread."""
+        batch = self._prepare_batch(jobs)
+        for group in batch.groups:
+            output = self._run_model(group, batch)
+            if output is not None:
+                batch.outcomes.extend(self._finish_guarded(work, output) for work in group)
+        return batch.ordered()
+
+    def process_batches(
+        self, batches: Iterable[Sequence[Any]], *, store_threads: int = STORE_THREADS
+    ) -> Iterator[list[JobOutcome]]:
+        """Process several batches with their I/O overlapped with the model stage: while
+        batch N runs through the pipeline (in this thread), batch N+1 is claimed, fetched,
+        decoded and aligned by a prefetch thread, and the results of batch N-1 are encoded
+        and stored, and their state recorded, by ``store_threads`` threads. Yields each
+        batch's outcomes (in the order of its jobs), batch after batch.
+
+        ``batches`` is iterated in the prefetch thread, one batch ahead (claiming is part of
+        it: a worker claims the next batch while the current one runs). Every job goes
+        through the same steps as :meth:`process`, so results and state transitions are
+        the same; only their timing overlaps. If this stops early (an exception here, or
+        the caller stops iterating), the stores in flight finish — a stored result is
+        always recorded — and a batch that was prefetched but not run stays claimed (the
+        caller gives it back, or its lease expires)."""
+        return _Overlapped(self, batches, store_threads).run()
+
+    # ------------------------------------------------------------ before the pipeline
+
+    def _prepare_batch(self, jobs: Sequence[Any]) -> _Batch:
+        """Prepare each job of a claimed batch; those that fail end here, the rest are
+        grouped by pipeline options."""
+        batch = _Batch(list(jobs))
         ready: list[_Work] = []
         for job in jobs:
             work = _Work(job=job, started=time.perf_counter())
@@ -163,11 +206,9 @@ class JobRunner:
             if failed is None:
                 ready.append(work)
             else:
-                outcomes.append(failed)
-        for group in _group_by_pipeline_options(ready):
-            outcomes.extend(self._run_group(group))
-        order = {job.id: i for i, job in enumerate(jobs)}
-        return sorted(outcomes, key=lambda o: order[o.job_id])
+                batch.outcomes.append(failed)
+        batch.groups = _group_by_pipeline_options(ready)
+        return batch
 
     # ------------------------------------------------------------ before the pipeline
 
@@ -247,36 +288,40 @@ class JobRunner:
 
     # ------------------------------------------------------------ the pipeline
 
-    def _run_group(self, group: list[_Work]) -> list[JobOutcome]:
-        """One pipeline call for jobs with the same pipeline options: one image per face."""
-        import torch
+    def _run_model(self, group: list[_Work], batch: _Batch) -> PipelineResult | None:
+        """One pipeline call for jobs with the same pipeline options: one image per face.
+        The output, or None when the call ended the group's jobs (their outcomes are added
+        to ``batch``)."""
 
-        from shared.editing.pipeline import resize
 
         try:
             config = PipelineConfig.from_options(group[0].job.options.get("pipeline"))
             pipeline = self.pipeline.with_config(config)
             plan = _BatchPlan(group)
-            images = torch.cat([resize(to_tensor(image), pipeline.output_size)
-                                for image in plan.images])
+            images = to_batch(plan.images, pipeline.output_size)
             timings: dict[str, float] = {}
             output = pipeline.run(
                 images, plan.variants, latents=plan.latents,
                 on_stage=self._stage_listener([w.job.id for w in group], timings),
             )  # fmt: skip
         except JobCancelled:
-            return [self._outcome(w, "cancelled") for w in group]
+            batch.outcomes.extend(self._outcome(w, "cancelled") for w in group)
+            return None
         except FaceditError as exc:
-            return [self._end(w, exc) for w in group]
+            batch.outcomes.extend(self._end(w, exc) for w in group)
+            return None
         except Exception as exc:  # noqa: BLE001 - a batch must fail, never the worker
             log.exception("pipeline failed for %d job(s)", len(group))
-            return [self._fail(w, "internal_error", f"{type(exc).__name__}: {exc}") for w in group]
-        outcomes = []
+            batch.outcomes.extend(
+                self._fail(w, "internal_error", f"{type(exc).__name__}: {exc}") for w in group
+            )
+            return None
         for work in group:
             work.stages.update(timings)
-            outcomes.append(self._guard(work, "storing the result of",
-                                        lambda w: self._finish(w, output)))
-        return outcomes
+        return output
+
+    def _finish_guarded(self, work: _Work, output: PipelineResult) -> JobOutcome:
+        return self._guard(work, "storing the result of", lambda w: self._finish(w, output))
 
     def _stage_listener(
         self, job_ids: list[str], timings: dict[str, float]
@@ -290,7 +335,8 @@ class JobRunner:
 
         def on_stage(stage: str) -> None:
             timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - last[0]
-            live = [job_id for job_id in job_ids if not self._cancelled(job_id)]
+            cancelled = self._cancelled_among(job_ids)
+            live = [job_id for job_id in job_ids if job_id not in cancelled]
             if not live:
                 raise JobCancelled(f"all {len(job_ids)} job(s) of the batch were cancelled")
             self._progress(live, stage)
@@ -330,10 +376,11 @@ class JobRunner:
 
         job, options = work.job, work.options
         count = len(work.variants)
+        pasted_back = work.faces.crops is not None  # only then are the masks needed
         final = assemble(
             work.faces,
             [to_uint8(output.result[i]) for i in items],
-            [to_uint8(output.mask[i]) for i in items],
+            [to_uint8(output.mask[i]) for i in items] if pasted_back else [],
         )
         name = _object_name("result", k, count, options.format)
         uri = self._put(
@@ -425,12 +472,18 @@ class JobRunner:
         """Best effort: a progress update the database cannot take is skipped."""
         fraction = PROGRESS.get(step, 0.0)
         try:
-            for job_id in job_ids:
-                self.store.set_progress(job_id, fraction, step)
+            self.store.set_progress_many(job_ids, fraction, step)  # one statement per batch
         except DatabaseUnavailable as exc:
             log.warning("progress of %d job(s) not recorded: %s", len(job_ids), exc.message)
         if self.on_progress is not None:
             self.on_progress(job_ids, fraction)
+
+    def _cancelled_among(self, job_ids: Sequence[str]) -> set[str]:
+        """Which of the jobs were cancelled (one query); none when the database cannot tell."""
+        try:
+            return self.store.cancelled_among(job_ids)
+        except DatabaseUnavailable:
+            return set()
 
     def _cancelled(self, job_id: str) -> bool:
         """Whether the job was cancelled; when the database cannot tell, go on (the final
@@ -447,6 +500,93 @@ class JobRunner:
             yield
         finally:
             work.stages[step] = work.stages.get(step, 0.0) + time.perf_counter() - started
+
+
+@dataclass
+class _Batch:
+    """A claimed batch on its way through the runner: its jobs, the outcomes so far, and
+    the prepared jobs grouped by pipeline options."""
+
+    jobs: list[Any]
+    outcomes: list[JobOutcome] = field(default_factory=list)
+    groups: list[list[_Work]] = field(default_factory=list)
+
+    def ordered(self) -> list[JobOutcome]:
+        order = {job.id: i for i, job in enumerate(self.jobs)}
+        return sorted(self.outcomes, key=lambda o: order[o.job_id])
+
+
+class _Overlapped:
+    """:meth:`JobRunner.process_batches`: three stages joined by bounded hand-overs —
+    prefetch thread (claim, fetch, decode, align: one batch ahead) → this thread (the
+    model) → store threads (encode, store, state: at most one batch behind)."""
+
+    _DONE = object()
+
+    def __init__(self, runner: JobRunner, batches: Iterable[Sequence[Any]],
+                 store_threads: int) -> None:
+        self.runner = runner
+        self.batches = batches
+        self.store_threads = max(1, store_threads)
+        self.prepared: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self.stopping = threading.Event()
+
+    def run(self) -> Iterator[list[JobOutcome]]:
+        prefetch = threading.Thread(target=self._prefetch, name="facedit-prefetch", daemon=True)
+        stores = ThreadPoolExecutor(self.store_threads, thread_name_prefix="facedit-store")
+        behind: deque[tuple[_Batch, list[Future[JobOutcome]]]] = deque()
+        prefetch.start()
+        try:
+            while (batch := self._next_prepared()) is not None:
+                futures = []
+                for group in batch.groups:
+                    output = self.runner._run_model(group, batch)
+                    if output is not None:
+                        futures.extend(stores.submit(self.runner._finish_guarded, work, output)
+                                       for work in group)
+                behind.append((batch, futures))
+                # At most one batch is still being stored while the next one runs.
+                while len(behind) > 1 or (behind and all(f.done() for f in behind[0][1])):
+                    yield self._collect(*behind.popleft())
+            while behind:
+                yield self._collect(*behind.popleft())
+        finally:
+            self.stopping.set()
+            stores.shutdown(wait=True)  # a result being stored is stored and recorded
+            prefetch.join()
+
+    def _next_prepared(self) -> _Batch | None:
+        item = self.prepared.get()
+        if item is self._DONE:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _prefetch(self) -> None:
+        try:
+            for jobs in self.batches:
+                if self.stopping.is_set():
+                    return
+                if jobs:
+                    self._hand_over(self.runner._prepare_batch(jobs))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the model thread
+            self._hand_over(exc)
+        finally:
+            self._hand_over(self._DONE)
+
+    def _hand_over(self, item: Any) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.prepared.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    @staticmethod
+    def _collect(batch: _Batch, futures: list[Future[JobOutcome]]) -> list[JobOutcome]:
+        batch.outcomes.extend(future.result() for future in futures)
+        return batch.ordered()
 
 
 class _BatchPlan:

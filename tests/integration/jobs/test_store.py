@@ -504,3 +504,33 @@ def test_processes_claim_next_never_double_claims(store: JobStore) -> None:
     claimed = [job_id for output in outputs for job_id in json.loads(output)]
     assert len(claimed) == len(set(claimed)) == 30
     assert set(claimed) == set(batch.job_ids)
+
+
+def test_a_batch_records_its_progress_and_reads_its_cancellations_in_one_statement(
+    store: JobStore,
+) -> None:
+    running = [job_in(store, JobStatus.RUNNING) for _ in range(3)]
+    cancelled = job_in(store, JobStatus.CANCELLED)
+    ids = [job.id for job in running] + [cancelled.id]
+    statements: list[str] = []
+
+    from sqlalchemy import event
+
+    def count(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith(("UPDATE", "SELECT")):
+            statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        assert store.set_progress_many(ids, 0.6, "mask") == 3  # the cancelled one untouched
+        assert store.cancelled_among(ids) == {cancelled.id}
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert len(statements) == 2, statements
+    for job in running:
+        row = store.get_job(job.id)
+        assert (row.progress, row.stage) == (0.6, "mask")
+    assert store.get_job(cancelled.id).stage != "mask"
+    assert store.set_progress_many([], 0.5, "edit") == 0 and store.cancelled_among([]) == set()
+    with pytest.raises(ValueError):
+        store.set_progress_many(ids, 1.5, "edit")

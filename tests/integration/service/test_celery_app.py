@@ -114,6 +114,15 @@ def test_webhook_queue_defaults_after_the_job_queue_and_never_equals_it() -> Non
         Settings(queue="q1", webhook_queue="q1")
 
 
+def test_a_task_stops_claiming_well_within_its_time_limit() -> None:
+    from shared.core.config import Settings
+
+    assert Settings().worker_drain_seconds == 30 and Settings().store_threads == 2
+    assert Settings().drain_seconds == 30
+    assert Settings(task_time_limit_seconds=100, worker_drain_seconds=20).drain_seconds == 20
+    assert Settings(task_time_limit_seconds=8).drain_seconds == 2  # a quarter of the limit
+
+
 def test_a_webhook_worker_loads_no_models(tmp_path) -> None:
     """``facedit worker --webhooks`` (FACEDIT_WORKER_ROLE=webhooks): its process runtime has
     no pipeline and no storage, and nothing it imports reaches torch or the image stack — it

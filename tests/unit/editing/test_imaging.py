@@ -73,3 +73,33 @@ def test_encode_rejects_unknown_format_and_dtype():
         encode_image(np.zeros((8, 8, 3), np.uint8), "gif")
     with pytest.raises(ValueError, match="uint8"):
         encode_image(np.zeros((8, 8, 3), np.float32), "png")
+
+
+def test_to_batch_gives_the_values_of_stacking_converted_images():
+    """to_batch writes each image once into the batch (issue #16) and must equal, bit for bit,
+    what the runner built before: torch.cat of resize(to_tensor(image), size)."""
+    import torch
+
+    from shared.editing.imaging import to_batch
+    from shared.editing.pipeline import resize
+
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8),
+              rng.integers(0, 256, (96, 96, 3), dtype=np.uint8),  # shrunk (area)
+              rng.integers(0, 256, (40, 40, 3), dtype=np.uint8),  # enlarged (bicubic)
+              np.asfortranarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))]
+    expected = torch.cat([resize(to_tensor(image), 64) for image in images])
+    batch = to_batch(images, 64)
+    assert batch.shape == (4, 3, 64, 64) and batch.dtype == torch.float32
+    assert torch.equal(batch, expected)
+
+
+def test_to_uint8_rounds_and_clamps_as_before():
+    import torch
+
+    values = torch.tensor([-0.5, 0.0, 0.001, 0.5 / 255, 1.5 / 255, 0.5, 0.999, 1.0, 2.0])
+    image = values.repeat(3, 1)[:, None, :]  # (3, 1, 9)
+    reference = image.clone().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0)
+    assert np.array_equal(to_uint8(image), reference.numpy())
+    assert np.array_equal(to_uint8(image[None]), reference.numpy())
+    assert torch.equal(image, values.repeat(3, 1)[:, None, :]), "the input is left alone"
