@@ -55,6 +55,8 @@ bench: install-dev
 	$(PY) -m bench.sweep
 	$(PY) -m bench.gallery
 	$(PY) -m bench.detectors
+	$(PY) -m bench.overlap
+	$(PY) -m bench.work_per_edit
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
