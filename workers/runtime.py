@@ -37,7 +37,7 @@ CATALOG_REFRESH_S = 60.0
 
 
 def build_pipeline(models: str, weights_dir: Any, device: str, max_items: int | None = None,
-                   null_hold_ms: float = 0.0) -> Any:
+                   null_hold_ms: float = 0.0, precision: str = "fp32") -> Any:
     """The pipeline a worker runs: the null pipeline for ``null`` (holding each batch
     ``null_hold_ms`` per image: a stand-in accelerator), else an EditPipeline with the
     bundle ``shared.editing.bundle.load_bundle`` builds (``toy``, ``auto`` or a folder).
@@ -52,7 +52,7 @@ def build_pipeline(models: str, weights_dir: Any, device: str, max_items: int | 
     bundle = load_bundle(models, weights_dir, device)
     for note in bundle.notes:
         log.warning("models: %s", note)
-    return EditPipeline(bundle, max_items=max_items)
+    return EditPipeline(bundle, max_items=max_items, precision=precision)
 
 
 def pick_gpu(visible: str | None, index: int | None) -> str | None:
@@ -238,7 +238,8 @@ def init_process(index: int | None = None, settings: Settings | None = None) -> 
             try:
                 pipeline = build_pipeline(settings.models, settings.weights_dir,
                                           settings.device, max_items=settings.batch_size,
-                                          null_hold_ms=settings.null_hold_ms)
+                                          null_hold_ms=settings.null_hold_ms,
+                                          precision=settings.precision)
             except Exception:
                 log.exception("could not load the models (FACEDIT_MODELS=%s)", settings.models)
                 raise

@@ -102,8 +102,21 @@ def _give_back(runtime: WorkerRuntime, jobs: list[Any], exc: BaseException) -> N
                                                worker_id=runtime.worker_id)
             if status is JobStatus.FAILED:  # no retries left: this worker failed it
                 metrics.job_finished("failed", code, job.created_at)
+            elif status is None:
+                _count_if_finished_here(runtime, job)
         except Exception:  # noqa: BLE001 - the lease expiry requeues it instead
             log.warning("could not give back job %s", job.id, exc_info=True)
+
+
+def _count_if_finished_here(runtime: WorkerRuntime, job: Any) -> None:
+    """A job the failing task still held but could not give back: its result may have been
+    stored and recorded by a store thread after the failure (the overlapped runner finishes
+    the stores in flight); then this worker made it final, and counts it."""
+    row = runtime.store.get_job(job.id)
+    if row is not None and row.worker_id == runtime.worker_id and row.status in (
+        JobStatus.SUCCEEDED, JobStatus.FAILED,
+    ):
+        metrics.job_finished(row.status.value, row.error_code, job.created_at)
 
 
 def _announce_completions(runtime: WorkerRuntime, batch_ids: set[str]) -> None:

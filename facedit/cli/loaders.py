@@ -51,7 +51,9 @@ def build_pipeline(bundle: Any, config: PipelineConfig, batch_size: int | None =
             "(`facedit train suppressor`) and bring it with `facedit weights import`, or use "
             "--suppressor auto (exact Poisson blending without it); see `facedit weights list`"
         )
-    return EditPipeline(bundle, config, max_items=batch_size or get_settings().batch_size)
+    settings = get_settings()
+    return EditPipeline(bundle, config, max_items=batch_size or settings.batch_size,
+                        precision=settings.precision)
 
 
 def load_pipeline(models: str | None, device: str | None, edits: list[EditSpec],

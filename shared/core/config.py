@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # most a quarter of the task time limit, see drain_seconds);
     # the null pipeline's stand-in accelerator time per image (benchmarks; 0: none).
     store_threads: int = Field(default=2, ge=1, le=64)
+    # The networks' precision: fp32, or bf16 autocast (the Poisson stage stays float32).
+    precision: Literal["fp32", "bf16"] = "fp32"
     worker_drain_seconds: float = Field(default=30.0, ge=0)
     null_hold_ms: float = Field(default=0.0, ge=0)
     # Reliability: a task's hard time limit; how transient failures are retried per job.

@@ -13,6 +13,7 @@ mixes batch items, so a batch of B images gives the same results as B single run
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,7 @@ def render(
         [w], input_is_latent=True, randomize_noise=False, return_features=True,
         max_resolution=max_resolution,
     )
+    features = {r: f.float() for r, f in features.items()}  # bf16 under autocast
     return ((image.float() + 1.0) / 2.0).clamp(0.0, 1.0), features
 
 
@@ -187,26 +189,43 @@ def keep_outside(
 # ---------------------------------------------------------------- pipeline
 
 
+# FACEDIT_PRECISION: the dtype the networks run in (None: float32 as stored).
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
+
+
 class EditPipeline:
     """The sequence of stage calls, with the models of one :class:`ModelBundle`.
 
     ``max_items`` bounds how many (image, variant) items go through the generator and the
     blending stages at once; inversion and the reconstruction G(w) run once per image.
+    ``precision`` "bf16" runs the networks (encoder, generator, Diff-CAM, MAResU-Net) under
+    bfloat16 autocast on the bundle's device; the Poisson solvers, masks and compositing stay
+    float32 (FACEDIT_PRECISION; tests/unit/editing/test_pipeline.py states the tolerance).
     """
 
     def __init__(
         self, bundle: ModelBundle, config: PipelineConfig | None = None,
-        max_items: int | None = None,
+        max_items: int | None = None, precision: str = "fp32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         self.bundle = bundle
         self.config = config or PipelineConfig()
         self.max_items = max_items
+        self.precision = precision
         self._suppressors: dict[str, Any] = {}
 
     def with_config(self, config: PipelineConfig) -> EditPipeline:
-        other = EditPipeline(self.bundle, config, self.max_items)
+        other = EditPipeline(self.bundle, config, self.max_items, self.precision)
         other._suppressors = self._suppressors
         return other
+
+    def _networks(self) -> Any:
+        """The context the networks run in: bf16 autocast, or nothing for fp32."""
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.bundle.device.type, dtype=dtype)
 
     @property
     def output_size(self) -> int:
@@ -298,7 +317,9 @@ class EditPipeline:
         missing = [i for i, code in enumerate(given) if code is None]
         codes: list[torch.Tensor | None] = [None] * len(given)
         if missing:
-            inverted = invert(bundle.encoder, original[missing], bundle.encoder_size)
+            with self._networks():
+                inverted = invert(bundle.encoder, original[missing], bundle.encoder_size)
+            inverted = inverted.float()
             for row, i in enumerate(missing):
                 codes[i] = inverted[row]
         for i, code in enumerate(given):
@@ -314,26 +335,29 @@ class EditPipeline:
         w_edit = edit_latents(w[index], edits, bundle.direction)
         notify("edit")
         if not reconstruction:  # first chunk: G(w) of every image, counted as "generate"
-            reconstruction["image"], reconstruction["features"] = render(
-                bundle.generator, w, _reconstruction_resolution(cfg.activation)
-            )
+            with self._networks():
+                reconstruction["image"], reconstruction["features"] = render(
+                    bundle.generator, w, _reconstruction_resolution(cfg.activation)
+                )
         generated, feats_orig = reconstruction["image"], reconstruction["features"]
-        edited_native, feats_edit = render(bundle.generator, w_edit)
+        with self._networks():
+            edited_native, feats_edit = render(bundle.generator, w_edit)
         edited = resize(edited_native, size)
         notify("generate")
         target_classes = None
         if cfg.activation == "diffcam":
             target_classes = [bundle.diffcam_class(item[0].attribute) for item in edits]
-        mask = activation_mask(
-            cfg.activation,
-            size=bundle.encoder_size,
-            feats_orig={r: f[index] for r, f in feats_orig.items()},
-            feats_edit=feats_edit,
-            generated=generated[index],
-            edited=edited_native,
-            diffcam=bundle.diffcam,
-            target_classes=target_classes,
-        )
+        with self._networks():
+            mask = activation_mask(
+                cfg.activation,
+                size=bundle.encoder_size,
+                feats_orig={r: f[index] for r, f in feats_orig.items()},
+                feats_edit=feats_edit,
+                generated=generated[index],
+                edited=edited_native,
+                diffcam=bundle.diffcam,
+                target_classes=target_classes,
+            ).float()
         mask = refine_mask(mask, size, cfg.mask_threshold, cfg.mask_dilate, cfg.mask_feather)
         notify("mask")
         from shared.blend import naive_blend
@@ -341,7 +365,9 @@ class EditPipeline:
         base = original[index]
         naive = naive_blend(base, edited, mask)
         notify("blend")
-        result = suppress(base, edited, mask)
+        # a network suppressor under the networks' precision; Poisson always in float32
+        with self._networks() if suppressor_name in NETWORK_SUPPRESSORS else nullcontext():
+            result = suppress(base, edited, mask).float()
         if cfg.keep_outside:
             result = keep_outside(result, base, mask, cfg.keep_outside_margin)
         out = {"result": result.clamp(0, 1), "mask": mask, "edited": edited, "naive": naive}
