@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from api.errors import ApiError
@@ -18,6 +19,16 @@ Position = tuple[datetime, str]
 
 CREATED_AFTER = "only those created at or after this time (ISO 8601; UTC when it has no zone)"
 CREATED_BEFORE = "only those created before this time (ISO 8601; UTC when it has no zone)"
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """What a listing request asks for: a period (UTC, checked), where to continue, how many."""
+
+    created_after: datetime | None
+    created_before: datetime | None
+    position: Position | None
+    limit: int
 
 
 def encode_cursor(position: Position | None) -> str | None:

@@ -4,13 +4,22 @@ None``) and FastAPI provides it, once per request."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import authenticate_key
 from api.context import ApiContext
+from api.cursors import (
+    CREATED_AFTER,
+    CREATED_BEFORE,
+    PageRequest,
+    as_utc,
+    check_period,
+    decode_cursor,
+)
 from api.ratelimit import STATE_KEY, KeyLimits
 
 
@@ -59,3 +68,20 @@ RateLimits = Annotated[KeyLimits, Depends(key_limits)]
 
 # The ``Idempotency-Key`` header: the same key and body return the first answer again.
 IdempotencyKey = Annotated[str | None, Header()]
+
+
+def page_request(
+    created_after: Annotated[datetime | None, Query(description=CREATED_AFTER)] = None,
+    created_before: Annotated[datetime | None, Query(description=CREATED_BEFORE)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="the previous page's next_cursor")
+    ] = None,
+) -> PageRequest:
+    """The query parameters every listing (GET /v1/jobs, /v1/batches) shares, checked."""
+    after, before = as_utc(created_after), as_utc(created_before)
+    check_period(after, before)
+    return PageRequest(after, before, decode_cursor(cursor), limit)
+
+
+ListingPage = Annotated[PageRequest, Depends(page_request)]

@@ -32,10 +32,10 @@ from typing import Any
 
 import httpx
 
-from bench.stack import FACES, REPO, Stack, service_env, services, stack_for
+from bench.results import RESULTS, write_section
+from bench.stack import FACES, Stack, service_env, services, stack_for
 from shared.jobs import ApiKeys, JobStore
 
-RESULTS = REPO / "bench" / "RESULTS.md"
 HOLD_MS = 20.0
 BATCH_SIZE = 8
 ITEMS_PER_REQUEST = 16
@@ -247,14 +247,7 @@ the current one is held, and the previous one encoded, stored and recorded by tw
 
 {feeding_capacity(scaling)}
 """
-    text = RESULTS.read_text("utf-8")
-    start = text.find("## Overlap and scaling")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text, "utf-8")
+    write_section(section)
 
 
 def main() -> None:

@@ -33,7 +33,8 @@ from typing import Any
 
 import httpx
 
-from bench.stack import REPO, service_env, services, stack_for, upload_inputs
+from bench.results import RESULTS, write_section
+from bench.stack import service_env, services, stack_for, upload_inputs
 from shared.jobs import ApiKeys, JobStore
 
 ITEMS_PER_REQUEST = 16
@@ -42,7 +43,6 @@ ITEMS_PER_REQUEST = 16
 JOB = {"edits": ["smile=+2"], "options": {"suppressor": "naive"}, "align": "never"}
 CLIENT_THREADS = 4
 NON_MODEL_STAGES = {"fetch", "decode", "store"}
-RESULTS = REPO / "bench" / "RESULTS.md"
 
 
 @dataclass
@@ -191,14 +191,7 @@ against 8 ms at level 1), then boto3's S3 GET and PUT and the job-state updates;
 spreads each task's fixed costs (message, claim, completion check) over 8 jobs. On this
 shared machine the figures vary by about ±20 % from run to run.
 """
-    text = RESULTS.read_text("utf-8") if RESULTS.exists() else "# Benchmarks\n"
-    start = text.find("## Queue")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text, "utf-8")
+    write_section(section)
 
 
 def main() -> None:

@@ -27,7 +27,6 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import shared.editing.pipeline as pipeline_module
 from bench.pipeline import full_size_bundle
+from bench.results import write_section
 from bench.sweep import _face
 from shared.core.contracts import PipelineConfig
 from shared.core.edits import expand_variants, parse_edit
@@ -46,7 +46,6 @@ from shared.models.maresunet import MAResUNet
 from shared.models.sdea_deghosting import Deghosting
 from shared.models.stylegan2 import Generator
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 CASES = {
     "1 edit": ["smile=+2"],
     "3 edits": ["smile=+2", "age=-2", "pose=+1"],
@@ -256,14 +255,7 @@ network (see the module docstring). GFLOP = the network calls each run made (cou
 
 {tables}
 """
-    text = RESULTS.read_text("utf-8")
-    start = text.find("## Work per edit")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text, "utf-8")
+    write_section(section)
 
 
 if __name__ == "__main__":

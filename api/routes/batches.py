@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
 from api.context import ApiContext
-from api.cursors import (
-    CREATED_AFTER,
-    CREATED_BEFORE,
-    as_utc,
-    check_period,
-    decode_cursor,
-    encode_cursor,
-)
-from api.deps import Context, IdempotencyKey, Owner, RateLimits
+from api.cursors import encode_cursor
+from api.deps import Context, IdempotencyKey, ListingPage, Owner, RateLimits
 from api.errors import ApiError
 from api.openapi import SUBMIT_ERRORS, errors
 from api.schemas import BatchIn, BatchListOut, BatchOut
@@ -74,27 +66,21 @@ def create_batch(
 def list_batches(
     owner: Owner,
     ctx: Context,
+    page: ListingPage,
     status: Annotated[
         Literal["open", "done"] | None,
         Query(description="`open`: a job is queued or running; `done`: none is"),
-    ] = None,
-    created_after: Annotated[datetime | None, Query(description=CREATED_AFTER)] = None,
-    created_before: Annotated[datetime | None, Query(description=CREATED_BEFORE)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[
-        str | None, Query(max_length=512, description="the previous page's next_cursor")
     ] = None,
 ) -> BatchListOut:
     """This key owner's batches with their counts, newest first, a page at a time. Follow
     ``next_cursor`` to the end: every batch that existed when the first page was read comes
     exactly once, however many are submitted meanwhile."""
-    after, before = as_utc(created_after), as_utc(created_before)
-    check_period(after, before)
     done = None if status is None else status == "done"
-    page = ctx.store.list_owner_batches(owner, done, after, before, decode_cursor(cursor), limit)
+    found = ctx.store.list_owner_batches(owner, done, page.created_after, page.created_before,
+                                         page.position, page.limit)
     return BatchListOut(
-        batches=[batch_summary_out(batch) for batch in page.items],
-        next_cursor=encode_cursor(page.next),
+        batches=[batch_summary_out(batch) for batch in found.items],
+        next_cursor=encode_cursor(found.next),
     )
 
 

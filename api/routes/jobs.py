@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from api.context import ApiContext
-from api.cursors import (
-    CREATED_AFTER,
-    CREATED_BEFORE,
-    as_utc,
-    check_period,
-    decode_cursor,
-    encode_cursor,
-)
-from api.deps import Context, IdempotencyKey, Owner, RateLimits
+from api.cursors import encode_cursor
+from api.deps import Context, IdempotencyKey, ListingPage, Owner, RateLimits
 from api.errors import ApiError
 from api.openapi import SUBMIT_ERRORS, errors
 from api.schemas import JobIn, JobListOut, JobOut
@@ -61,25 +53,19 @@ def create_job(
 def list_jobs(
     owner: Owner,
     ctx: Context,
+    page: ListingPage,
     status: Annotated[
         list[JobStatus] | None, Query(description="only these statuses (repeat for several)")
-    ] = None,
-    created_after: Annotated[datetime | None, Query(description=CREATED_AFTER)] = None,
-    created_before: Annotated[datetime | None, Query(description=CREATED_BEFORE)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[
-        str | None, Query(max_length=512, description="the previous page's next_cursor")
     ] = None,
 ) -> JobListOut:
     """This key owner's jobs of every batch, newest first, a page at a time. Follow
     ``next_cursor`` to the end: every job that existed when the first page was read comes
     exactly once, however many are submitted meanwhile (newer jobs start a new listing)."""
-    after, before = as_utc(created_after), as_utc(created_before)
-    check_period(after, before)
-    page = ctx.store.list_owner_jobs(owner, status, after, before, decode_cursor(cursor), limit)
+    found = ctx.store.list_owner_jobs(owner, status, page.created_after, page.created_before,
+                                      page.position, page.limit)
     return JobListOut(
-        jobs=[job_out(job, ctx.presigner) for job in page.items],
-        next_cursor=encode_cursor(page.next),
+        jobs=[job_out(job, ctx.presigner) for job in found.items],
+        next_cursor=encode_cursor(found.next),
     )
 
 
