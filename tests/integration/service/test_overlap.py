@@ -34,7 +34,8 @@ def test_a_task_runs_batch_after_batch_and_holds_its_prefetched_jobs(
         new = worker.log()[logs_before[worker.name]:]
         results += [ast.literal_eval(m) for m in TASK_RESULT.findall(new)]
     ran = [r for r in results if r.get("claimed")]
-    assert sum(r["claimed"] for r in ran) == jobs, results
+    # (earlier tests' jobs, still queued, may run in the same tasks)
+    assert sum(r["claimed"] for r in ran) >= jobs, results
     # Fewer tasks than batches: some task claimed a batch while running the one before.
     assert max(r.get("batches", 1) for r in ran) >= 2, results
     rows = [stack.job_row(job["id"]) for job in done["jobs"]]
