@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from api.errors import ApiError
-
-Position = tuple[datetime, str]
+from shared.jobs.queries import Position
 
 CREATED_AFTER = "only those created at or after this time (ISO 8601; UTC when it has no zone)"
 CREATED_BEFORE = "only those created before this time (ISO 8601; UTC when it has no zone)"

@@ -32,3 +32,17 @@ def faces_dir() -> Path:
 @pytest.fixture(scope="session")
 def dev_faces(faces_dir: Path) -> list[Path]:
     return sorted(p for p in (faces_dir / "dev").iterdir() if p.suffix.lower() in {".jpg", ".png"})
+
+
+@pytest.fixture(scope="session")
+def faces_256(dev_faces: list[Path]) -> list[Path]:
+    """The 256² development faces (aligned crops: what the toy pipeline works at), at least 8."""
+    from PIL import Image
+
+    found = []
+    for path in dev_faces:
+        with Image.open(path) as image:
+            if image.size == (256, 256):
+                found.append(path)
+    assert len(found) >= 8, f"expected at least 8 faces at 256², found {len(found)}"
+    return found

@@ -194,17 +194,15 @@ class ClaimedJobs:
 
 
 @contextmanager
-def heartbeat(runtime: WorkerRuntime, held: ClaimedJobs | Sequence[str]) -> Iterator[None]:
-    """Renew the leases of the jobs being run (every third of the lease) until the block
-    ends, so the sweep never requeues a job whose worker is alive. ``held``: job ids, or the
-    :class:`ClaimedJobs` of a task (those it holds at each beat)."""
+def heartbeat(runtime: WorkerRuntime, held: ClaimedJobs) -> Iterator[None]:
+    """Renew the leases of the jobs a task holds (every third of the lease) until the block
+    ends, so the sweep never requeues a job whose worker is alive."""
     lease = runtime.settings.lease_seconds
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(lease / 3):
-            job_ids = held.ids() if isinstance(held, ClaimedJobs) else held
-            for job_id in job_ids:
+            for job_id in held.ids():
                 try:
                     runtime.store.heartbeat(job_id, runtime.worker_id, lease)
                 except Exception:  # noqa: BLE001 - a missed beat is retried next period

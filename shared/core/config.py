@@ -22,6 +22,11 @@ def _default_data_dir() -> Path:
     return Path(base) / "facedit"
 
 
+# Threads that encode and store results behind the model stage (codecs and storage clients
+# release the GIL for most of their work): FACEDIT_STORE_THREADS's default.
+DEFAULT_STORE_THREADS = 2
+
+
 class Settings(BaseSettings):
     """Every ``FACEDIT_*`` variable the system reads. README.md documents each."""
 
@@ -75,7 +80,7 @@ class Settings(BaseSettings):
     # jobs are queued (the next batch is claimed and fetched while the current one runs; at
     # most a quarter of the task time limit, see drain_seconds);
     # the null pipeline's stand-in accelerator time per image (benchmarks; 0: none).
-    store_threads: int = Field(default=2, ge=1, le=64)
+    store_threads: int = Field(default=DEFAULT_STORE_THREADS, ge=1, le=64)
     # The networks' precision: fp32, or bf16 autocast (the Poisson stage stays float32).
     precision: Literal["fp32", "bf16"] = "fp32"
     worker_drain_seconds: float = Field(default=30.0, ge=0)

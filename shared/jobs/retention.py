@@ -33,6 +33,7 @@ from sqlalchemy import Connection, and_, delete, exists, func, or_, select, upda
 from shared.core.contracts import TERMINAL_STATUSES, JobStatus
 from shared.core.errors import InvalidStorageKey
 from shared.core.storage import ObjectInfo, Storage
+from shared.jobs.queries import OPEN_STATUSES
 from shared.jobs.store import JobStore
 from shared.jobs.tables import Batch, Job, WebhookDelivery
 
@@ -45,7 +46,6 @@ jobs_table = Job.__table__
 batches_table = Batch.__table__
 deliveries_table = WebhookDelivery.__table__
 _TERMINAL = sorted(status.value for status in TERMINAL_STATUSES)
-_ACTIVE = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
 _FINISHED_DELIVERIES = ["delivered", "failed"]
 # When a finished job finished (every transition to a final state sets finished_at; a row
 # without one counts from its last update).
@@ -192,7 +192,7 @@ def _jobs_keeping_outputs(connection: Connection, job_ids: list[str],
     rows = connection.execute(
         select(jobs_table.c.id).where(
             jobs_table.c.id.in_(job_ids),
-            or_(jobs_table.c.status.in_(_ACTIVE), _finished_at >= cutoff),
+            or_(jobs_table.c.status.in_(OPEN_STATUSES), _finished_at >= cutoff),
         )
     )
     return {row.id for row in rows}
@@ -251,7 +251,7 @@ def _collect_uploads(store: JobStore, storage: Storage, cutoff: datetime,
         with store.db.transaction(write=False) as connection:
             in_use = set(connection.scalars(
                 select(jobs_table.c.input_uri).distinct().where(
-                    jobs_table.c.status.in_(_ACTIVE), jobs_table.c.input_uri.in_(list(by_uri))
+                    jobs_table.c.status.in_(OPEN_STATUSES), jobs_table.c.input_uri.in_(list(by_uri))
                 )
             ))
         expired = [info for uri, info in by_uri.items() if uri not in in_use]

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from shared.core.config import DEFAULT_STORE_THREADS
 from shared.core.contracts import JobOptions, PipelineConfig
 from shared.core.edits import EditSpec, expand_variants, variant_label
 from shared.core.errors import (
@@ -65,9 +66,6 @@ PROGRESS = {
     "blend": 0.7, "suppress": 0.9,
 }  # fmt: skip
 LATENT_MAX_BYTES = 64 * 1024 * 1024
-# Threads that encode and store results behind the model stage (process_batches); codecs and
-# storage clients release the GIL for most of their work.
-STORE_THREADS = 2
 
 # Called with the ids of jobs in flight and how far along they are (0…1).
 ProgressListener = Callable[[Sequence[str], float], None]
@@ -160,11 +158,6 @@ class JobRunner:
                 claimed.append(job)
         return claimed
 
-    def run_next(self, limit: int, batch_id: str | None = None) -> list[JobOutcome]:
-        """Claim up to ``limit`` of the oldest queued jobs and process them as one batch."""
-        jobs = self.store.claim_next(limit, self.worker_id, self.lease_seconds, batch_id=batch_id)
-        return self.process(jobs)
-
     def process(self, jobs: Sequence[Any]) -> list[JobOutcome]:
         """Prepare each claimed job, run them in groups, store each result; outcomes in the
         order of ``jobs``. One step after the other, in this thread."""
@@ -176,7 +169,7 @@ class JobRunner:
         return batch.ordered()
 
     def process_batches(
-        self, batches: Iterable[Sequence[Any]], *, store_threads: int = STORE_THREADS
+        self, batches: Iterable[Sequence[Any]], *, store_threads: int = DEFAULT_STORE_THREADS
     ) -> Iterator[list[JobOutcome]]:
         """Process several batches with their I/O overlapped with the model stage: while
         batch N runs through the pipeline (in this thread), batch N+1 is claimed, fetched,
@@ -292,8 +285,6 @@ class JobRunner:
         """One pipeline call for jobs with the same pipeline options: one image per face.
         The output, or None when the call ended the group's jobs (their outcomes are added
         to ``batch``)."""
-
-
         try:
             config = PipelineConfig.from_options(group[0].job.options.get("pipeline"))
             pipeline = self.pipeline.with_config(config)

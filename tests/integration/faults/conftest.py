@@ -143,17 +143,9 @@ def fault_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultSe
 
 
 @pytest.fixture(scope="session")
-def aligned_faces(dev_faces: list[Path]) -> list[Path]:
-    """The 256² development faces (aligned crops; the toy pipeline works at 256²)."""
-    from PIL import Image
-
-    found = []
-    for path in dev_faces:
-        with Image.open(path) as image:
-            if image.size == (256, 256):
-                found.append(path)
-    assert len(found) >= 8, f"expected at least 8 faces at 256², found {len(found)}"
-    return found[:8]
+def aligned_faces(faces_256: list[Path]) -> list[Path]:
+    """Eight 256² development faces."""
+    return faces_256[:8]
 
 
 # -- the stack ------------------------------------------------------------------------------

@@ -342,17 +342,9 @@ def _wait_for_workers(stack: Stack) -> None:
 
 
 @pytest.fixture(scope="session")
-def small_faces(dev_faces: list[Path]) -> list[Path]:
+def small_faces(faces_256: list[Path]) -> list[Path]:
     """The 256² development faces (the toy pipeline works at 256²)."""
-    from PIL import Image
-
-    found = []
-    for path in dev_faces:
-        with Image.open(path) as image:
-            if image.size == (256, 256):
-                found.append(path)
-    assert len(found) >= 8, f"expected at least 8 faces at 256², found {len(found)}"
-    return found
+    return faces_256
 
 
 def png_bytes(path: Path) -> bytes:

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from shared.core import webhooks
@@ -67,6 +68,15 @@ def receiver() -> Iterator[Receiver]:
         server.server_close()
 
 
+def _cancelled_batch(client: httpx.Client, key: str, receiver: Receiver) -> dict[str, Any]:
+    """A one-image batch with a callback, cancelled at once (its webhook is due now)."""
+    batch = client.post("/v1/batches", json={
+        "items": [{"input_key": key}], "edits": ["smile=+1"], "callback_url": receiver.url,
+    }).json()  # fmt: skip
+    client.post(f"/v1/batches/{batch['id']}/cancel")
+    return batch
+
+
 def test_webhook_is_signed_and_retried_until_delivered(
     stack: Stack, small_faces: list[Path], receiver: Receiver
 ) -> None:
@@ -112,11 +122,7 @@ def test_webhook_on_cancelled_batch_and_no_retry_on_client_error(
     with stack.client() as client:
         key = stack.upload(client, small_faces[0].read_bytes())
         with stack.paused():
-            batch = client.post("/v1/batches", json={
-                "items": [{"input_key": key}], "edits": ["smile=+1"],
-                "callback_url": receiver.url,
-            }).json()  # fmt: skip
-            client.post(f"/v1/batches/{batch['id']}/cancel")
+            batch = _cancelled_batch(client, key, receiver)
         assert receiver.got_all.wait(30), stack.worker_logs()
     log = WebhookDeliveries(stack.store)
     record = stack.wait_for(
@@ -179,11 +185,7 @@ def test_webhooks_are_delivered_by_the_webhook_worker_while_gpu_workers_take_not
     with stack.client() as client:
         key = stack.upload(client, small_faces[2].read_bytes())
         with stack.paused():  # the GPU workers take no message from here on
-            batch = client.post("/v1/batches", json={
-                "items": [{"input_key": key}], "edits": ["smile=+1"],
-                "callback_url": receiver.url,
-            }).json()  # fmt: skip
-            client.post(f"/v1/batches/{batch['id']}/cancel")
+            batch = _cancelled_batch(client, key, receiver)
             assert receiver.got_all.wait(30), stack.worker_logs()
             log = WebhookDeliveries(stack.store)
             record = stack.wait_for(
